@@ -1,0 +1,181 @@
+// The soft interpreter's data: the packed program layout, the per-step forward cache (what
+// backward needs), the tape of a T-step unroll and the gradient buffers. See interpreter.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "ncl/alu/opcode.hpp"
+#include "ncl/core/tensor.hpp"
+#include "ncl/machine/shape.hpp"
+
+#if defined(_OPENMP)
+#define NCL_MACHINE_PRAGMA(x) _Pragma(#x)
+/// A loop over batch elements, split across OpenMP threads when `condition` holds.
+#define NCL_MACHINE_PARALLEL_FOR(condition) \
+  NCL_MACHINE_PRAGMA(omp parallel for schedule(static) if (condition))
+#else
+#define NCL_MACHINE_PARALLEL_FOR(condition)
+#endif
+
+namespace ncl::machine {
+
+namespace detail {
+
+inline constexpr index opcode_columns = static_cast<index>(alu::opcode_count);  // A = 23
+
+constexpr index column(alu::opcode op) { return static_cast<index>(alu::index_of(op)); }
+
+/// Position of the first table op (ADD) in the op distribution; the table ops are contiguous.
+inline constexpr index table_op_offset = column(alu::opcode::ADD);
+static_assert(column(alu::opcode::LT) - column(alu::opcode::ADD) + 1 ==
+                  static_cast<index>(alu::table_op_count),
+              "the ALU's table ops must be contiguous in opcode order");
+
+/// The value ops (ISA.md step 3): their f mass is w, the probability of a register write.
+inline constexpr alu::opcode value_ops[] = {
+    alu::opcode::SET, alu::opcode::MOV, alu::opcode::INC, alu::opcode::DEC,
+    alu::opcode::ADD, alu::opcode::SUB, alu::opcode::MUL, alu::opcode::DIV,
+    alu::opcode::MOD, alu::opcode::MIN, alu::opcode::MAX, alu::opcode::EQ,
+    alu::opcode::LT,  alu::opcode::READ, alu::opcode::STORE, alu::opcode::CALL};
+
+/// One line of a packed program is its five fields side by side, so the fetch of ISA.md
+/// step 1 is one product c (B, L) x P (L, W): f | d | alpha | beta | k.
+struct program_layout {
+  index R = 0;
+  index n = 0;
+  index op() const { return 0; }
+  index dst() const { return opcode_columns; }
+  index a() const { return opcode_columns + R; }
+  index b() const { return opcode_columns + 2 * R; }
+  index imm() const { return opcode_columns + 3 * R; }
+  index width() const { return opcode_columns + 3 * R + n; }
+};
+
+/// The programs of a batch, packed: one for every element (shared) or one per element.
+/// Program p serves batch rows [first(p), first(p) + rows(p)).
+template <class S>
+struct packed_programs {
+  std::vector<matrix<S>> fields;  // each (L, W)
+  index batch = 0;
+
+  index count() const { return static_cast<index>(fields.size()); }
+  bool shared() const { return fields.size() == 1; }
+  index first(index p) const { return shared() ? 0 : p; }
+  index rows(index) const { return shared() ? batch : 1; }
+  const matrix<S>& of(index p) const { return fields[static_cast<std::size_t>(p)]; }
+  const matrix<S>& of_row(index b) const { return of(shared() ? 0 : b); }
+};
+
+template <class S>
+void pack_program(matrix<S>& out, const soft_program<S>& program, const program_layout& layout) {
+  const index L = program.lines();
+  out.resize(L, layout.width());
+  out.middleCols(layout.op(), opcode_columns) = program.op;
+  out.middleCols(layout.dst(), layout.R) = program.dst;
+  out.middleCols(layout.a(), layout.R) = program.a;
+  out.middleCols(layout.b(), layout.R) = program.b;
+  out.middleCols(layout.imm(), layout.n) = program.imm;
+}
+
+/// program's five fields += the matching columns of packed (L, W).
+template <class S>
+void unpack_add(soft_program<S>& program, const matrix<S>& packed, const program_layout& layout) {
+  program.op += packed.middleCols(layout.op(), opcode_columns);
+  program.dst += packed.middleCols(layout.dst(), layout.R);
+  program.a += packed.middleCols(layout.a(), layout.R);
+  program.b += packed.middleCols(layout.b(), layout.R);
+  program.imm += packed.middleCols(layout.imm(), layout.n);
+}
+
+}  // namespace detail
+
+/// What one step's backward needs besides the state before the step (ISA.md steps 1-5).
+template <class S>
+struct step_cache {
+  matrix<S> fetched;         // (B, W): f (23) | d (R) | alpha (R) | beta (R) | k (n), step 1
+  matrix<S> u, v;            // (B, n) operands, step 2
+  matrix<S> f_table;         // (B, 9) f over alu::table_ops, the ALU's op distribution
+  matrix<S> o;               // (B, n) the mixed value written to the registers, step 3
+  matrix<S> address;         // (B, M) addr(u), the READ and WRITE cell distribution
+  matrix<S> read;            // (B, n) the READ op's value sum_m addr(u)_m Mem[m]
+  matrix<S> register_zero;   // (B, R) R[r][0]: P(register r is 0)
+  matrix<S> zero_test;       // (B, L) per line: z_l = P(line l's operand a is 0), step 5
+  matrix<S> jump_weight;     // (B, L) per line: c_l g_JR, the share that jumps to a register
+  matrix<S> target_weight;   // (B, L) per line: c_l times the weight of lines(k_l)
+  matrix<S> jump_registers;  // (B, R) sum_l c_l g_JR a[l]: JR's operand selection
+  matrix<S> jump_targets;    // (B, n) sum_l c_l s_l imm[l]: the immediates jumped to
+};
+
+/// Scratch for one step's backward, reused across the steps of an unroll.
+template <class S>
+struct backward_workspace {
+  matrix<S> d_fetched;         // (B, W)
+  matrix<S> du, dv, d_o;       // (B, n)
+  matrix<S> df_table;          // (B, 9)
+  matrix<S> d_address;         // (B, M)
+  matrix<S> d_jump_values;     // (B, n) d loss / d lines^-1: dc' spread over values
+  matrix<S> d_jump_registers;  // (B, R)
+  matrix<S> d_target_line;     // (B, L) per line: imm[l] . d_jump_values
+  matrix<S> d_jump_line;       // (B, L) per line: a[l] . d_jump_registers
+  matrix<S> dg_halt, dg_jump, dg_jz, dg_jnz, dg_jr;  // (B, L) per line op gradients
+  matrix<S> d_zero_test;       // (B, L)
+  matrix<S> d_register_zero;   // (B, R)
+  std::vector<matrix<S>> d_packed;  // per program (L, W)
+};
+
+/// A T-step unroll: states[t] is the state before step t, states[steps] the final one.
+/// Vectors keep their size between unrolls so a reused tape does not reallocate.
+template <class S>
+struct machine_tape {
+  std::vector<soft_state<S>> states;
+  std::vector<step_cache<S>> caches;
+  std::int64_t steps = 0;  ///< steps run (fewer than asked when every element halted)
+  detail::packed_programs<S> programs;  ///< a copy of the unroll's programs
+
+  // Scratch for unroll_backward, kept so a reused tape does not reallocate.
+  mutable backward_workspace<S> workspace;
+  mutable soft_state<S> d_next, d_state;
+
+  const soft_state<S>& initial_state() const { return states.front(); }
+  const soft_state<S>& final_state() const { return states[static_cast<std::size_t>(steps)]; }
+};
+
+/// A batch of `batch` states with every entry 0 (not a valid machine state: a gradient buffer).
+template <class S>
+soft_state<S> zero_state(const machine_shape& shape, index batch) {
+  soft_state<S> s;
+  s.registers.setZero(batch, shape.registers * shape.n);
+  s.memory.setZero(batch, shape.memory * shape.n);
+  s.counter.setZero(batch, shape.lines);
+  s.halted.assign(static_cast<std::size_t>(batch), S(0));
+  return s;
+}
+
+/// Gradients of a loss with respect to the programs' five fields (as probabilities: the
+/// caller's softmax backward maps them to logits) and the initial state. Backward adds.
+template <class S>
+struct machine_gradients {
+  std::vector<soft_program<S>> programs;  // one per program given: 1 (shared) or B
+  soft_state<S> initial;                  // registers, memory, counter; halted stays 0
+
+  /// Zeroed buffers for `program_count` programs and a batch of `batch` elements.
+  static machine_gradients zeros(const machine_shape& shape, index batch, index program_count) {
+    machine_gradients g;
+    g.programs.resize(static_cast<std::size_t>(program_count));
+    for (auto& p : g.programs) {
+      p.op.setZero(shape.lines, detail::opcode_columns);
+      p.dst.setZero(shape.lines, shape.registers);
+      p.a.setZero(shape.lines, shape.registers);
+      p.b.setZero(shape.lines, shape.registers);
+      p.imm.setZero(shape.lines, shape.n);
+    }
+    g.initial = zero_state<S>(shape, batch);
+    return g;
+  }
+};
+
+}  // namespace ncl::machine

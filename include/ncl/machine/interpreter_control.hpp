@@ -1,0 +1,238 @@
+// Control, ISA.md step 5: how the instruction counter c moves, in its two forms.
+//
+// Per line (the default): line l moves only its own share c_l, with its own operand
+// u_l = sum_r a[l]_r R[r], z_l = u_l[0], immediate k_l = imm[l] and op distribution g = op[l]:
+//   c' = sum_l c_l (s_l lines(k_l) + g_JR lines(u_l) + g_HALT e_l + q_l e_{l+1}),
+//   s_l = g_JMP + g_CALL + g_JZ z_l + g_JNZ (1 - z_l)              (the jump to the immediate)
+//   q_l = g_JZ (1 - z_l) + g_JNZ z_l + (1 - g_JMP - g_CALL - g_JZ - g_JNZ - g_JR - g_HALT).
+// Everything but the scalars s_l, q_l is linear, so for a batch sharing one program it is
+// three products: z = R0 a^T, the jump targets (c s) imm and the JR selection (c g_JR) a,
+// where R0 (B, R) holds each register's probability of 0.
+//
+// Mean field (paper eq. 6): the fetched mixture f, k, u moves all of c, with z = u[0]:
+//   c' = s lines(k) + f_JR lines(u) + f_HALT c + q inc(c).
+// The two agree on one-hot programs.
+#pragma once
+
+#include "ncl/machine/interpreter_cache.hpp"
+
+namespace ncl::machine::detail {
+
+inline constexpr index col_halt = column(alu::opcode::HALT);
+inline constexpr index col_jmp = column(alu::opcode::JMP);
+inline constexpr index col_jz = column(alu::opcode::JZ);
+inline constexpr index col_jnz = column(alu::opcode::JNZ);
+inline constexpr index col_jr = column(alu::opcode::JR);
+inline constexpr index col_call = column(alu::opcode::CALL);
+
+/// out (L) += weight * lines(x) for x (n): value v is line v mod L.
+template <class S>
+void add_lines(S* out, const S* x, S weight, index L, index n) {
+  for (index v0 = 0; v0 < n; v0 += L) {
+    const index count = std::min(L, n - v0);
+    for (index l = 0; l < count; ++l) out[l] += weight * x[v0 + l];
+  }
+}
+
+/// out (n) = lines^T(dlines): out[v] = dlines[v mod L].
+template <class S>
+void lines_transpose(S* out, const S* dlines, index L, index n) {
+  for (index v0 = 0; v0 < n; v0 += L) {
+    const index count = std::min(L, n - v0);
+    for (index l = 0; l < count; ++l) out[v0 + l] = dlines[l];
+  }
+}
+
+/// The scalars of one line's (or the mixture's) control: s weights lines(k), q weights e_{l+1}.
+template <class S>
+struct control_weights {
+  S s, q;
+};
+
+template <class S>
+control_weights<S> control_scalars(const S* g, S z) {
+  const S jump = g[col_jmp] + g[col_call];
+  const S s = jump + g[col_jz] * z + g[col_jnz] * (S(1) - z);
+  const S rest = S(1) - jump - g[col_jz] - g[col_jnz] - g[col_jr] - g[col_halt];
+  const S q = g[col_jz] * (S(1) - z) + g[col_jnz] * z + rest;
+  return {s, q};
+}
+
+/// Per-line control forward for the whole batch: next (B, L) = c'. Fills cache.register_zero,
+/// zero_test, target_weight, jump_weight, jump_targets, jump_registers.
+template <class S>
+void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_state<S>& state,
+                              const packed_programs<S>& programs, const program_layout& layout,
+                              bool parallel) {
+  const index B = state.batch(), L = state.counter.cols(), R = layout.R, n = layout.n;
+  cache.register_zero.resize(B, R);
+  for (index b = 0; b < B; ++b) {
+    for (index r = 0; r < R; ++r) cache.register_zero(b, r) = state.registers(b, r * n);
+  }
+  cache.zero_test.resize(B, L);
+  cache.target_weight.resize(B, L);
+  cache.jump_weight.resize(B, L);
+  cache.jump_targets.resize(B, n);
+  cache.jump_registers.resize(B, R);
+  next.setZero(B, L);
+  for (index p = 0; p < programs.count(); ++p) {
+    const index b0 = programs.first(p), nb = programs.rows(p);
+    const matrix<S>& P = programs.of(p);
+    cache.zero_test.middleRows(b0, nb).noalias() =
+        cache.register_zero.middleRows(b0, nb) * P.middleCols(layout.a(), R).transpose();
+    for (index b = b0; b < b0 + nb; ++b) {
+      for (index l = 0; l < L; ++l) {
+        const S c = state.counter(b, l);
+        const S* g = P.data() + l * P.cols();
+        const auto [s, q] = control_scalars(g, cache.zero_test(b, l));
+        cache.target_weight(b, l) = c * s;
+        cache.jump_weight(b, l) = c * g[col_jr];
+        next(b, l) += c * g[col_halt];
+        next(b, (l + 1) % L) += c * q;
+      }
+    }
+    cache.jump_targets.middleRows(b0, nb).noalias() =
+        cache.target_weight.middleRows(b0, nb) * P.middleCols(layout.imm(), n);
+    cache.jump_registers.middleRows(b0, nb).noalias() =
+        cache.jump_weight.middleRows(b0, nb) * P.middleCols(layout.a(), R);
+  }
+  NCL_MACHINE_PARALLEL_FOR(parallel)
+  for (index b = 0; b < B; ++b) {
+    S* out = next.data() + b * L;
+    add_lines(out, cache.jump_targets.data() + b * n, S(1), L, n);
+    const S* regs = state.registers.data() + b * R * n;
+    for (index r = 0; r < R; ++r) {
+      const S weight = cache.jump_registers(b, r);
+      if (weight != S(0)) add_lines(out, regs + r * n, weight, L, n);
+    }
+  }
+}
+
+/// Per-line control backward: dcounter (B, L), dregisters (B, R n) and each program's packed
+/// gradient ws.d_packed[p] (L, W) add the gradients of sum(next * dnext).
+template <class S>
+void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
+                               backward_workspace<S>& ws, const matrix<S>& dnext,
+                               const step_cache<S>& cache, const soft_state<S>& state,
+                               const packed_programs<S>& programs, const program_layout& layout,
+                               bool parallel) {
+  const index B = state.batch(), L = state.counter.cols(), R = layout.R, n = layout.n;
+  ws.d_jump_values.resize(B, n);
+  ws.d_jump_registers.resize(B, R);
+  NCL_MACHINE_PARALLEL_FOR(parallel)
+  for (index b = 0; b < B; ++b) {
+    S* dvalues = ws.d_jump_values.data() + b * n;
+    lines_transpose(dvalues, dnext.data() + b * L, L, n);
+    const S* regs = state.registers.data() + b * R * n;
+    S* dregs = dregisters.data() + b * R * n;
+    for (index r = 0; r < R; ++r) {
+      const S weight = cache.jump_registers(b, r);
+      S dot = S(0);
+      for (index j = 0; j < n; ++j) {
+        dot += regs[r * n + j] * dvalues[j];
+        dregs[r * n + j] += weight * dvalues[j];
+      }
+      ws.d_jump_registers(b, r) = dot;
+    }
+  }
+  for (auto* m : {&ws.d_target_line, &ws.d_jump_line, &ws.dg_halt, &ws.dg_jump, &ws.dg_jz,
+                  &ws.dg_jnz, &ws.dg_jr, &ws.d_zero_test}) {
+    m->resize(B, L);
+  }
+  ws.d_register_zero.resize(B, R);
+  for (index p = 0; p < programs.count(); ++p) {
+    const index b0 = programs.first(p), nb = programs.rows(p);
+    const matrix<S>& P = programs.of(p);
+    const auto a = P.middleCols(layout.a(), R);
+    const auto imm = P.middleCols(layout.imm(), n);
+    ws.d_target_line.middleRows(b0, nb).noalias() =
+        ws.d_jump_values.middleRows(b0, nb) * imm.transpose();
+    ws.d_jump_line.middleRows(b0, nb).noalias() = ws.d_jump_registers.middleRows(b0, nb) * a.transpose();
+    for (index b = b0; b < b0 + nb; ++b) {
+      for (index l = 0; l < L; ++l) {
+        const S c = state.counter(b, l);
+        const S* g = P.data() + l * P.cols();
+        const S z = cache.zero_test(b, l);
+        const auto [s, q] = control_scalars(g, z);
+        const S d_target = ws.d_target_line(b, l);
+        const S d_jump = ws.d_jump_line(b, l);
+        const S d_here = dnext(b, l);
+        const S d_on = dnext(b, (l + 1) % L);
+        dcounter(b, l) += s * d_target + g[col_jr] * d_jump + g[col_halt] * d_here + q * d_on;
+        const S ds = c * d_target;
+        const S dq = c * d_on;
+        ws.dg_halt(b, l) = c * d_here - dq;
+        ws.dg_jr(b, l) = c * d_jump - dq;
+        ws.dg_jump(b, l) = ds - dq;  // JMP and CALL alike
+        ws.dg_jz(b, l) = (ds - dq) * z;
+        ws.dg_jnz(b, l) = (ds - dq) * (S(1) - z);
+        ws.d_zero_test(b, l) = (ds - dq) * (g[col_jz] - g[col_jnz]);
+      }
+    }
+    matrix<S>& dP = ws.d_packed[static_cast<std::size_t>(p)];
+    for (index l = 0; l < L; ++l) {
+      dP(l, col_halt) += ws.dg_halt.col(l).segment(b0, nb).sum();
+      dP(l, col_jr) += ws.dg_jr.col(l).segment(b0, nb).sum();
+      const S jump = ws.dg_jump.col(l).segment(b0, nb).sum();
+      dP(l, col_jmp) += jump;
+      dP(l, col_call) += jump;
+      dP(l, col_jz) += ws.dg_jz.col(l).segment(b0, nb).sum();
+      dP(l, col_jnz) += ws.dg_jnz.col(l).segment(b0, nb).sum();
+    }
+    dP.middleCols(layout.imm(), n).noalias() +=
+        cache.target_weight.middleRows(b0, nb).transpose() * ws.d_jump_values.middleRows(b0, nb);
+    dP.middleCols(layout.a(), R).noalias() +=
+        cache.jump_weight.middleRows(b0, nb).transpose() * ws.d_jump_registers.middleRows(b0, nb);
+    dP.middleCols(layout.a(), R).noalias() +=
+        ws.d_zero_test.middleRows(b0, nb).transpose() * cache.register_zero.middleRows(b0, nb);
+    ws.d_register_zero.middleRows(b0, nb).noalias() = ws.d_zero_test.middleRows(b0, nb) * a;
+  }
+  for (index b = 0; b < B; ++b) {
+    for (index r = 0; r < R; ++r) dregisters(b, r * n) += ws.d_register_zero(b, r);
+  }
+}
+
+/// Mean-field control forward for batch element b: next (L) from the fetched f and k, the
+/// operand u and the counter c.
+template <class S>
+void control_mean_field_forward(S* next, const S* f, const S* k, const S* u, const S* c,
+                                index L, index n) {
+  const auto [s, q] = control_scalars(f, u[0]);
+  for (index l = 0; l < L; ++l) next[l] = f[col_halt] * c[l] + q * c[(l + L - 1) % L];
+  add_lines(next, k, s, L, n);
+  add_lines(next, u, f[col_jr], L, n);
+}
+
+/// Mean-field control backward for one element: df (23), dk (n), du (n), dc (L) add.
+/// dvalues (n) is scratch.
+template <class S>
+void control_mean_field_backward(S* df, S* dk, S* du, S* dc, S* dvalues, const S* dnext,
+                                 const S* f, const S* k, const S* u, const S* c, index L,
+                                 index n) {
+  const S z = u[0];
+  const auto [s, q] = control_scalars(f, z);
+  lines_transpose(dvalues, dnext, L, n);
+  S ds = S(0), d_jr = S(0);
+  for (index j = 0; j < n; ++j) {
+    ds += k[j] * dvalues[j];
+    d_jr += u[j] * dvalues[j];
+    dk[j] += s * dvalues[j];
+    du[j] += f[col_jr] * dvalues[j];
+  }
+  S d_halt = S(0), dq = S(0);
+  for (index l = 0; l < L; ++l) {
+    const S d_on = dnext[(l + 1) % L];
+    d_halt += c[l] * dnext[l];
+    dq += c[l] * d_on;
+    dc[l] += f[col_halt] * dnext[l] + q * d_on;
+  }
+  df[col_halt] += d_halt - dq;
+  df[col_jr] += d_jr - dq;
+  df[col_jmp] += ds - dq;
+  df[col_call] += ds - dq;
+  df[col_jz] += (ds - dq) * z;
+  df[col_jnz] += (ds - dq) * (S(1) - z);
+  du[0] += (ds - dq) * (f[col_jz] - f[col_jnz]);
+}
+
+}  // namespace ncl::machine::detail

@@ -1,0 +1,100 @@
+// The differentiable memory (paper eq. 4-5, ISA.md steps 3-4) for one batch element: M cells,
+// each a distribution over the n values, stored row after row (M, n).
+//
+// Address: e = addr(x), e_m = sum over values v with v mod M = m of x_v (ISA.md "Maps").
+// Read:    out = sum_m e_m mem[m]                          (the READ op's o)
+// Write:   mem'[m] = (1 - p e_m) mem[m] + p e_m v          (p = f_WRITE, v the value operand)
+// Backward adds into its gradient buffers.
+#pragma once
+
+#include "ncl/core/tensor.hpp"
+
+namespace ncl::machine {
+
+/// e (M) = addr(x) for x (n): value v addresses cell v mod M.
+template <class S>
+void address_forward(S* e, const S* x, index n, index M) {
+  for (index m = 0; m < M; ++m) e[m] = S(0);
+  for (index v = 0; v < n; ++v) e[v % M] += x[v];
+}
+
+/// dx (n) += de[v mod M].
+template <class S>
+void address_backward(S* dx, const S* de, index n, index M) {
+  for (index v = 0; v < n; ++v) dx[v] += de[v % M];
+}
+
+/// out (n) = sum_m e[m] mem[m]; mem (M, n), e (M).
+template <class S>
+void memory_read_forward(S* out, const S* mem, const S* e, index M, index n) {
+  for (index j = 0; j < n; ++j) out[j] = S(0);
+  for (index m = 0; m < M; ++m) {
+    const S weight = e[m];
+    if (weight == S(0)) continue;  // exact: the cell would add weight * x = 0
+    const S* row = mem + m * n;
+    for (index j = 0; j < n; ++j) out[j] += weight * row[j];
+  }
+}
+
+/// Gradients of weight * memory_read_forward: dmem (M, n) += weight e (x) dout,
+/// de (M) += weight mem dout.
+template <class S>
+void memory_read_backward(S* dmem, S* de, const S* dout, S weight, const S* mem, const S* e,
+                          index M, index n) {
+  if (weight == S(0)) return;
+  for (index m = 0; m < M; ++m) {
+    const S* row = mem + m * n;
+    S* drow = dmem + m * n;
+    const S put = weight * e[m];
+    S dot = S(0);
+    for (index j = 0; j < n; ++j) {
+      dot += row[j] * dout[j];
+      drow[j] += put * dout[j];
+    }
+    de[m] += weight * dot;
+  }
+}
+
+/// next (M, n) = (1 - p e_m) mem[m] + p e_m v. next may alias mem.
+template <class S>
+void memory_write_forward(S* next, const S* mem, const S* e, S p, const S* v, index M,
+                          index n) {
+  for (index m = 0; m < M; ++m) {
+    const S put = p * e[m];
+    const S keep = S(1) - put;
+    const S* row = mem + m * n;
+    S* out = next + m * n;
+    if (put == S(0)) {  // exact: keep = 1 and put * v = 0
+      if (out != row) {
+        for (index j = 0; j < n; ++j) out[j] = row[j];
+      }
+      continue;
+    }
+    for (index j = 0; j < n; ++j) out[j] = keep * row[j] + put * v[j];
+  }
+}
+
+/// Gradients of memory_write_forward: dmem (M, n), de (M), dp (1), dv (n) add.
+template <class S>
+void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* mem,
+                           const S* e, S p, const S* v, index M, index n) {
+  S dp_sum = S(0);
+  for (index m = 0; m < M; ++m) {
+    const S put = p * e[m];
+    const S keep = S(1) - put;
+    const S* row = mem + m * n;
+    const S* g = dnext + m * n;
+    S* drow = dmem + m * n;
+    S change = S(0);  // d loss / d (p e_m)
+    for (index j = 0; j < n; ++j) {
+      change += g[j] * (v[j] - row[j]);
+      drow[j] += keep * g[j];
+      dv[j] += put * g[j];
+    }
+    dp_sum += e[m] * change;
+    de[m] += p * change;
+  }
+  *dp += dp_sum;
+}
+
+}  // namespace ncl::machine
