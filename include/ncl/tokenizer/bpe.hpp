@@ -1,0 +1,441 @@
+// Byte-level BPE loaded from a Hugging Face tokenizer.json (LLaMA 3, GPT-2 style files):
+// added/special tokens are split out first, the rest goes through the Split pre-tokenizer
+// regex (PCRE2) and the BPE merges of each piece's bytes. See tokenizer.hpp for the contract.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ncl/core/error.hpp"
+#include "ncl/tokenizer/byte_level.hpp"
+#include "ncl/tokenizer/merge.hpp"
+#include "ncl/tokenizer/regex.hpp"
+#include "ncl/tokenizer/tokenizer.hpp"
+
+namespace ncl {
+
+/// A token from tokenizer.json's "added_tokens": matched in the text before pre-tokenizing
+/// (leftmost, then longest, as Hugging Face does by default).
+struct added_token {
+  std::string content;
+  token_id id = 0;
+  bool special = false;
+  bool lstrip = false;  // swallow the Unicode white space before it
+  bool rstrip = false;  // swallow the Unicode white space after it
+};
+
+namespace detail {
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
+
+/// The Unicode White_Space code point at text[pos] (its byte length), or 0.
+inline std::size_t white_space_length(std::string_view text, std::size_t pos) {
+  const auto b = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+  const unsigned c0 = b(pos);
+  if ((c0 >= 0x09 && c0 <= 0x0D) || c0 == 0x20) return 1;
+  if (c0 == 0xC2 && (b(pos + 1) == 0x85 || b(pos + 1) == 0xA0)) return 2;              // U+0085, U+00A0
+  if (c0 == 0xE1 && b(pos + 1) == 0x9A && b(pos + 2) == 0x80) return 3;                // U+1680
+  if (c0 == 0xE2 && b(pos + 1) == 0x80) {
+    const unsigned c2 = b(pos + 2);
+    if (c2 <= 0x8A || c2 == 0xA8 || c2 == 0xA9 || c2 == 0xAF) return 3;                // U+2000..200A, 2028, 2029, 202F
+  }
+  if (c0 == 0xE2 && b(pos + 1) == 0x81 && b(pos + 2) == 0x9F) return 3;                // U+205F
+  if (c0 == 0xE3 && b(pos + 1) == 0x80 && b(pos + 2) == 0x80) return 3;                // U+3000
+  return 0;
+}
+
+/// Byte length of the White_Space code point ending at text[end - 1], or 0.
+inline std::size_t white_space_before(std::string_view text, std::size_t end) {
+  for (std::size_t len = 1; len <= 3 && len <= end; ++len)
+    if (white_space_length(text, end - len) == len) return len;
+  return 0;
+}
+
+/// GPT-2's pattern, which the ByteLevel pre-tokenizer applies when "use_regex" is true.
+inline constexpr const char* gpt2_pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+}  // namespace detail
+
+class bpe_tokenizer final : public tokenizer {
+ public:
+  /// Loads a byte-level BPE tokenizer.json. Throws ncl::io_error (missing or unreadable file,
+  /// unsupported model or settings, vocabulary/merge inconsistencies; the message starts with
+  /// the path) or ncl::parse_error (JSON syntax, as PATH:LINE:COL).
+  static bpe_tokenizer from_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw io_error(detail::concat(path.string(), ": cannot open tokenizer file"));
+    std::string text;
+    in.seekg(0, std::ios::end);
+    const std::streamoff size = in.tellg();
+    if (size < 0) throw io_error(detail::concat(path.string(), ": cannot read tokenizer file"));
+    text.resize(static_cast<std::size_t>(size));
+    in.seekg(0, std::ios::beg);
+    if (!in.read(text.data(), size)) throw io_error(detail::concat(path.string(), ": cannot read tokenizer file"));
+    return from_json(text, path.string());
+  }
+
+  /// Loads from tokenizer.json text; `origin` names it in error messages.
+  static bpe_tokenizer from_json(std::string_view json_text, const std::string& origin = "<tokenizer.json>") {
+    nlohmann::json json;
+    try {
+      json = nlohmann::json::parse(json_text);
+    } catch (const nlohmann::json::parse_error& e) {
+      std::size_t offset = e.byte > 0 ? e.byte - 1 : 0;
+      offset = std::min(offset, json_text.size());
+      int line = 1, column = 1;
+      for (std::size_t i = 0; i < offset; ++i) {
+        if (json_text[i] == '\n') { ++line; column = 1; } else { ++column; }
+      }
+      throw parse_error(origin, line, column, detail::concat("invalid JSON: ", e.what()));
+    }
+    bpe_tokenizer result;
+    try {
+      result.load(json, origin);
+    } catch (const nlohmann::json::exception& e) {
+      throw io_error(detail::concat(origin, ": malformed tokenizer.json: ", e.what()));
+    }
+    return result;
+  }
+
+  std::vector<token_id> encode(std::string_view text) const override {
+    check_utf8(text);
+    std::vector<token_id> ids;
+    ids.reserve(text.size() / 3 + 16);
+    std::unique_lock<std::mutex> lock(cache_->mutex, std::try_to_lock);
+    word_cache_map* cache = lock.owns_lock() ? &cache_->words : nullptr;
+    std::vector<token_id> scratch;
+    // Added tokens first: the text between them is pre-tokenized, they map to their id.
+    std::size_t section = 0;  // start of the text not yet encoded
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const std::size_t match = added_first_byte_[static_cast<unsigned char>(text[pos])] ? match_added(text, pos) : 0;
+      if (match == 0) { ++pos; continue; }
+      const added_token& token = added_tokens_[added_index_.find(text.substr(pos, match))->second];
+      std::size_t section_end = pos;
+      if (token.lstrip)
+        while (section_end > section) {
+          const std::size_t len = detail::white_space_before(text, section_end);
+          if (len == 0) break;
+          section_end -= len;
+        }
+      encode_section(text, section, section_end, ids, scratch, cache);
+      ids.push_back(token.id);
+      pos += match;
+      if (token.rstrip)
+        while (pos < text.size()) {
+          const std::size_t len = detail::white_space_length(text, pos);
+          if (len == 0) break;
+          pos += len;
+        }
+      section = pos;
+    }
+    encode_section(text, section, text.size(), ids, scratch, cache);
+    if (cache && cache->size() > cache_capacity) cache->clear();
+    return ids;
+  }
+
+  std::string decode(std::span<const token_id> ids) const override {
+    std::string text;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const token_id id = ids[i];
+      if (id < 0 || static_cast<std::size_t>(id) >= token_bytes_.size() || !has_token_[static_cast<std::size_t>(id)])
+        throw value_error(detail::concat("bpe_tokenizer::decode: ids[", i, "] = ", id,
+                                         " is not a token id (vocabulary size ", token_bytes_.size(), ")"));
+      text += token_bytes_[static_cast<std::size_t>(id)];
+    }
+    return text;
+  }
+
+  /// One more than the largest id (LLaMA 3: 128256).
+  std::size_t vocab_size() const override { return token_bytes_.size(); }
+
+  /// The id of an added token's content, or of a vocabulary token given by its bytes.
+  std::optional<token_id> find(std::string_view token) const {
+    if (const auto it = added_index_.find(token); it != added_index_.end()) return added_tokens_[it->second].id;
+    if (const auto it = vocab_.find(token); it != vocab_.end()) return it->second;
+    return std::nullopt;
+  }
+
+  /// The bytes a token id decodes to.
+  std::string_view token_bytes(token_id id) const { return decode_one(id); }
+
+  const std::vector<added_token>& added_tokens() const { return added_tokens_; }
+  bool ignore_merges() const { return ignore_merges_; }
+  const merge_table& merges() const { return merges_; }
+  std::span<const split_regex> pre_tokenizer_regexes() const { return splits_; }
+  /// The ids of single bytes: the start of every pre-token's merges.
+  token_id byte_id(unsigned char byte) const { return byte_ids_[byte]; }
+
+ private:
+  using word_cache_map = detail::string_map<std::vector<token_id>>;
+  struct word_cache {
+    std::mutex mutex;
+    word_cache_map words;
+  };
+  // The pre-token cache is cleared when it outgrows this (bounded memory); pre-tokens
+  // longer than max_cached_word bytes are not cached.
+  static constexpr std::size_t cache_capacity = 1 << 16;
+  static constexpr std::size_t max_cached_word = 64;
+
+  bpe_tokenizer() : cache_(std::make_unique<word_cache>()) {}
+
+  std::string_view decode_one(token_id id) const {
+    if (id < 0 || static_cast<std::size_t>(id) >= token_bytes_.size() || !has_token_[static_cast<std::size_t>(id)])
+      throw value_error(detail::concat("bpe_tokenizer: ", id, " is not a token id"));
+    return token_bytes_[static_cast<std::size_t>(id)];
+  }
+
+  /// Byte length of the longest added token starting at text[pos], or 0.
+  std::size_t match_added(std::string_view text, std::size_t pos) const {
+    for (const std::size_t len : added_lengths_)
+      if (pos + len <= text.size() && added_index_.find(text.substr(pos, len)) != added_index_.end()) return len;
+    return 0;
+  }
+
+  /// Pre-tokenizes and merges text[begin, end), appending the ids.
+  void encode_section(std::string_view text, std::size_t begin, std::size_t end, std::vector<token_id>& ids,
+                      std::vector<token_id>& scratch, word_cache_map* cache) const {
+    if (begin >= end) return;
+    // ByteLevel's add_prefix_space: each section between added tokens that does not start
+    // with a space gets one, as Hugging Face pre-tokenizes each section on its own.
+    if (add_prefix_space_ && text[begin] != ' ') {
+      const std::string spaced = " " + std::string(text.substr(begin, end - begin));
+      split_and_merge(spaced, 0, spaced.size(), 0, ids, scratch, cache);
+    } else {
+      split_and_merge(text, begin, end, 0, ids, scratch, cache);
+    }
+  }
+
+  void split_and_merge(std::string_view text, std::size_t begin, std::size_t end, std::size_t step,
+                       std::vector<token_id>& ids, std::vector<token_id>& scratch, word_cache_map* cache) const {
+    if (step == splits_.size()) {
+      encode_word(text.substr(begin, end - begin), ids, scratch, cache);
+      return;
+    }
+    splits_[step].split(text, begin, end, [&](std::size_t b, std::size_t e) {
+      split_and_merge(text, b, e, step + 1, ids, scratch, cache);
+    });
+  }
+
+  /// The ids of one pre-token: the whole word when ignore_merges and it is in the
+  /// vocabulary, else its cached or freshly computed merges.
+  void encode_word(std::string_view word, std::vector<token_id>& ids, std::vector<token_id>& scratch,
+                   word_cache_map* cache) const {
+    if (word.size() == 1) {
+      ids.push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
+      return;
+    }
+    if (ignore_merges_)
+      if (const auto it = vocab_.find(word); it != vocab_.end()) {
+        ids.push_back(it->second);
+        return;
+      }
+    const bool cacheable = cache && word.size() <= max_cached_word;
+    if (cacheable)
+      if (const auto it = cache->find(word); it != cache->end()) {
+        ids.insert(ids.end(), it->second.begin(), it->second.end());
+        return;
+      }
+    scratch.resize(word.size());
+    for (std::size_t i = 0; i < word.size(); ++i) scratch[i] = byte_ids_[static_cast<unsigned char>(word[i])];
+    merge_word(scratch, merges_);
+    ids.insert(ids.end(), scratch.begin(), scratch.end());
+    if (cacheable) cache->emplace(std::string(word), scratch);
+  }
+
+  // ---- loading ------------------------------------------------------------------------
+  [[noreturn]] static void unsupported(const std::string& origin, const std::string& what) {
+    throw io_error(detail::concat(origin, ": unsupported tokenizer.json: ", what,
+                                  " (ncl loads byte-level BPE tokenizers such as LLaMA 3's and GPT-2's)"));
+  }
+
+  static std::string type_of(const nlohmann::json& j) {
+    return j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
+  }
+
+  void load_pre_tokenizer(const nlohmann::json& pre, const std::string& origin) {
+    if (pre.is_null()) return;
+    const std::string type = type_of(pre);
+    if (type == "Sequence") {
+      for (const auto& step : pre.at("pretokenizers")) load_pre_tokenizer(step, origin);
+    } else if (type == "Split") {
+      const auto& pattern = pre.at("pattern");
+      std::string regex;
+      if (pattern.contains("Regex")) {
+        regex = pattern["Regex"].get<std::string>();
+      } else if (pattern.contains("String")) {
+        const std::string literal = pattern["String"].get<std::string>();
+        if (literal.find("\\E") != std::string::npos) unsupported(origin, "a Split string containing \\E");
+        regex = "\\Q" + literal + "\\E";
+      } else {
+        unsupported(origin, "a Split pattern that is neither Regex nor String");
+      }
+      const std::string behavior = pre.value("behavior", std::string("Isolated"));
+      if (behavior != "Isolated") unsupported(origin, "Split behavior '" + behavior + "' (only Isolated)");
+      if (pre.value("invert", false)) unsupported(origin, "an inverted Split");
+      try {
+        splits_.emplace_back(regex);
+      } catch (const value_error& e) {
+        throw io_error(detail::concat(origin, ": ", e.what()));
+      }
+    } else if (type == "ByteLevel") {
+      if (pre.value("add_prefix_space", false)) add_prefix_space_ = true;
+      if (pre.value("use_regex", true)) splits_.emplace_back(detail::gpt2_pattern);
+    } else {
+      unsupported(origin, "pre_tokenizer type '" + type + "'");
+    }
+  }
+
+  void load(const nlohmann::json& json, const std::string& origin) {
+    if (!json.is_object()) throw io_error(detail::concat(origin, ": tokenizer.json is not a JSON object"));
+    if (!json.contains("model")) throw io_error(detail::concat(origin, ": tokenizer.json has no \"model\""));
+    const auto& model = json["model"];
+    const std::string model_type = type_of(model);
+    if (!(model_type == "BPE" || (model_type.empty() && model.contains("merges"))))
+      unsupported(origin, "model type '" + model_type + "' (only BPE)");
+    if (json.contains("normalizer") && !json["normalizer"].is_null())
+      unsupported(origin, "normalizer '" + type_of(json["normalizer"]) + "'");
+    if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0.0)
+      unsupported(origin, "BPE dropout");
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
+      if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
+        unsupported(origin, std::string("BPE ") + key);
+    if (model.value("byte_fallback", false)) unsupported(origin, "BPE byte_fallback");
+    if (json.contains("decoder") && !json["decoder"].is_null() && type_of(json["decoder"]) != "ByteLevel")
+      unsupported(origin, "decoder '" + type_of(json["decoder"]) + "' (only ByteLevel)");
+    ignore_merges_ = model.value("ignore_merges", false);
+    if (json.contains("pre_tokenizer")) load_pre_tokenizer(json["pre_tokenizer"], origin);
+
+    // Vocabulary: byte-level spellings -> ids. `spelled` indexes the JSON's own strings.
+    const auto& vocab = model.at("vocab");
+    if (!vocab.is_object()) throw io_error(detail::concat(origin, ": model.vocab is not an object"));
+    std::unordered_map<std::string_view, token_id> spelled;
+    spelled.reserve(vocab.size());
+    token_id max_id = -1;
+    for (const auto& [spelling, value] : vocab.items()) {
+      const auto id = value.get<std::int64_t>();
+      if (id < 0 || id > std::numeric_limits<token_id>::max() / 2)
+        throw io_error(detail::concat(origin, ": model.vocab[\"", spelling, "\"] = ", id, " is not a valid id"));
+      spelled.emplace(spelling, static_cast<token_id>(id));
+      max_id = std::max(max_id, static_cast<token_id>(id));
+    }
+    const auto& added = json.contains("added_tokens") ? json["added_tokens"] : nlohmann::json::array();
+    for (const auto& token : added) max_id = std::max(max_id, static_cast<token_id>(token.at("id").get<std::int64_t>()));
+    token_bytes_.assign(static_cast<std::size_t>(max_id + 1), std::string());
+    has_token_.assign(static_cast<std::size_t>(max_id + 1), false);
+    vocab_.reserve(vocab.size());
+    for (const auto& [spelling, id] : spelled) {
+      std::string bytes;
+      // A spelling outside the byte-level alphabet cannot come out of the merges; it still
+      // decodes, to its own text.
+      if (!byte_level_to_bytes(spelling, bytes)) bytes.assign(spelling);
+      else vocab_.emplace(bytes, id);
+      if (has_token_[static_cast<std::size_t>(id)])
+        throw io_error(detail::concat(origin, ": id ", id, " appears twice in model.vocab"));
+      token_bytes_[static_cast<std::size_t>(id)] = std::move(bytes);
+      has_token_[static_cast<std::size_t>(id)] = true;
+    }
+    for (int b = 0; b < 256; ++b) {
+      const auto it = vocab_.find(std::string(1, static_cast<char>(b)));
+      if (it == vocab_.end())
+        throw io_error(detail::concat(origin, ": model.vocab lacks the byte-level token of byte 0x", std::hex, b,
+                                      ": not a byte-level BPE vocabulary"));
+      byte_ids_[static_cast<std::size_t>(b)] = it->second;
+    }
+
+    // Merges: "left right" strings or [left, right] pairs; a later duplicate wins, as in
+    // Hugging Face tokenizers.
+    const auto& merges = model.at("merges");
+    merges_.reserve(merges.size());
+    std::string joined;
+    std::int32_t rank = 0;
+    for (const auto& merge : merges) {
+      std::string_view left, right;
+      if (merge.is_string()) {
+        const std::string& s = merge.get_ref<const std::string&>();
+        const std::size_t space = s.find(' ', 1);
+        if (space == std::string::npos)
+          throw io_error(detail::concat(origin, ": model.merges[", rank, "] = \"", s, "\" is not \"left right\""));
+        left = std::string_view(s).substr(0, space);
+        right = std::string_view(s).substr(space + 1);
+      } else if (merge.is_array() && merge.size() == 2) {
+        left = merge[0].get_ref<const std::string&>();
+        right = merge[1].get_ref<const std::string&>();
+      } else {
+        throw io_error(detail::concat(origin, ": model.merges[", rank, "] is neither a string nor a pair"));
+      }
+      joined.assign(left).append(right);
+      const auto l = spelled.find(left), r = spelled.find(right), j = spelled.find(joined);
+      if (l == spelled.end() || r == spelled.end() || j == spelled.end())
+        throw io_error(detail::concat(origin, ": model.merges[", rank, "] (\"", left, "\", \"", right,
+                                      "\") uses a token missing from model.vocab"));
+      merges_.set(l->second, r->second, {rank, j->second});
+      ++rank;
+    }
+
+    for (const auto& token : added) {
+      added_token t;
+      t.content = token.at("content").get<std::string>();
+      t.id = static_cast<token_id>(token.at("id").get<std::int64_t>());
+      t.special = token.value("special", false);
+      t.lstrip = token.value("lstrip", false);
+      t.rstrip = token.value("rstrip", false);
+      if (token.value("single_word", false))
+        unsupported(origin, "added token '" + t.content + "' with single_word");
+      if (t.content.empty()) throw io_error(detail::concat(origin, ": added token ", t.id, " has empty content"));
+      if (t.id < 0) throw io_error(detail::concat(origin, ": added token '", t.content, "' has id ", t.id));
+      auto& slot = token_bytes_[static_cast<std::size_t>(t.id)];
+      if (has_token_[static_cast<std::size_t>(t.id)] && slot != t.content)
+        throw io_error(detail::concat(origin, ": added token '", t.content, "' reuses id ", t.id, " of another token"));
+      slot = t.content;
+      has_token_[static_cast<std::size_t>(t.id)] = true;
+      added_first_byte_[static_cast<unsigned char>(t.content[0])] = true;
+      if (std::find(added_lengths_.begin(), added_lengths_.end(), t.content.size()) == added_lengths_.end())
+        added_lengths_.push_back(t.content.size());
+      if (added_index_.emplace(t.content, added_tokens_.size()).second) added_tokens_.push_back(std::move(t));
+    }
+    std::sort(added_lengths_.begin(), added_lengths_.end(), std::greater<>());
+  }
+
+  std::vector<std::string> token_bytes_;          // id -> the bytes it decodes to
+  std::vector<bool> has_token_;                   // id -> whether the id is used
+  detail::string_map<token_id> vocab_;            // model vocabulary by bytes
+  std::array<token_id, 256> byte_ids_{};          // id of each single byte
+  merge_table merges_;
+  bool ignore_merges_ = false;
+  std::vector<split_regex> splits_;               // applied in order, each splitting the last's pieces
+  bool add_prefix_space_ = false;
+  std::vector<added_token> added_tokens_;
+  detail::string_map<std::size_t> added_index_;   // content -> index in added_tokens_
+  std::vector<std::size_t> added_lengths_;        // distinct content lengths, longest first
+  std::array<bool, 256> added_first_byte_{};      // bytes that start some added token
+  mutable std::unique_ptr<word_cache> cache_;     // the pre-token cache (see encode)
+};
+
+/// The tokenizer at `path`, or the default one (default_tokenizer_path()).
+inline bpe_tokenizer load_tokenizer(const std::filesystem::path& path = default_tokenizer_path()) {
+  return bpe_tokenizer::from_file(path);
+}
+
+}  // namespace ncl
