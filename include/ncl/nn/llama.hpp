@@ -129,6 +129,7 @@ class llama {
                                             " entries, expected B*T = ", B * T, "; targets has ",
                                             targets.size(), ", expected B = ", B));
     }
+    have_forward_ = false;
     resize(B, T);
     tokens_.assign(tokens.begin(), tokens.end());
     targets_.assign(targets.begin(), targets.end());
@@ -168,7 +169,9 @@ class llama {
     }
     rmsnorm_forward(lastn_.data(), rstdf_.data(), last_.data(), w(norm_), B, C, eps);
     linear_forward(logits_.data(), lastn_.data(), w(head_), B, C, O);  // (B, O)
-    return cross_entropy_forward(probs_.data(), logits_.data(), targets_.data(), B, O);
+    const S loss = cross_entropy_forward(probs_.data(), logits_.data(), targets_.data(), B, O);
+    have_forward_ = true;
+    return loss;
   }
 
   /// The head's logits (B, output_size) of the last forward.
@@ -179,7 +182,7 @@ class llama {
   void backward(S dloss = S(1)) {
     const llama_config& c = config_;
     const index B = B_, T = T_;
-    if (B == 0) throw value_error("llama::backward: no forward to differentiate");
+    if (!have_forward_) throw value_error("llama::backward: no successful forward to differentiate");
     const index N = B * T, C = c.dim, F = c.ffn_dim, H = c.n_heads, D = c.head_dim();
     const index QKV = (H + 2 * c.n_kv_heads) * D, O = c.output_size;
     const attention_shape ash{B, T, H, c.n_kv_heads, D};
@@ -303,6 +306,7 @@ class llama {
 
   // run state of the last forward (per layer, layer-major), then backward scratch
   index B_ = 0, T_ = 0;
+  bool have_forward_ = false;
   std::vector<std::int32_t> tokens_, targets_;
   std::vector<S> resid_, xn1_, rstd1_, qkv_, att_, y_, mid_, xn2_, rstd2_, gu_, h_;
   std::vector<S> last_, lastn_, rstdf_, logits_, probs_;
