@@ -11,6 +11,7 @@
 
 #include "ncl/core/error.hpp"
 #include "ncl/core/tensor.hpp"
+#include "ncl/train/parallel.hpp"
 
 namespace ncl::nn {
 
@@ -33,7 +34,7 @@ void attention_forward(S* out, S* att, const S* qkv, const attention_shape& sh) 
   const index B = sh.B, T = sh.T, H = sh.H, D = sh.D, stride = sh.qkv_stride();
   const index group = H / sh.KV;
   const S scale = S(1) / std::sqrt(static_cast<S>(D));
-#pragma omp parallel for schedule(static) if (B * H * T * T * D > 200000)
+  NCL_OMP(omp parallel for schedule(static) if (B * H * T * T * D > 200000))
   for (index b = 0; b < B; ++b) {
     for (index h = 0; h < H; ++h) {
       const index kv = h / group;
@@ -78,10 +79,10 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att,
   const index group = H / sh.KV;
   const S scale = S(1) / std::sqrt(static_cast<S>(D));
   // Parallel over the batch only: the query heads of a group add into the same dk and dv.
-#pragma omp parallel if (B * H * T * T * D > 200000)
+  NCL_OMP(omp parallel if (B * H * T * T * D > 200000))
   {
     std::vector<S> datt(static_cast<std::size_t>(T));
-#pragma omp for schedule(static)
+    NCL_OMP(omp for schedule(static))
     for (index b = 0; b < B; ++b) {
       for (index h = 0; h < H; ++h) {
         const index kv = h / group;

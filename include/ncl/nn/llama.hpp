@@ -42,6 +42,8 @@ struct llama_config {
   double norm_eps = 1e-5;
   double rope_theta = 500000.0;
   index max_seq_len = 8192;
+  /// Embedding gradient in touched rows only (lazy AdamW on it); false: a dense parameter.
+  bool sparse_embedding = true;
 
   index head_dim() const { return dim / n_heads; }
   void validate() const {
@@ -79,7 +81,8 @@ class llama {
         rope_((config.validate(), config.head_dim()), config.max_seq_len, config.rope_theta) {
     const index C = config.dim, D = config.head_dim(), F = config.ffn_dim;
     const index Q = config.n_heads * D, KVD = config.n_kv_heads * D;
-    embed_ = params.add("model.embed_tokens.weight", {config.vocab_size, C}, {.sparse_rows = true});
+    embed_ = params.add("model.embed_tokens.weight", {config.vocab_size, C},
+                        {.sparse_rows = config.sparse_embedding});
     for (index l = 0; l < config.n_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       llama_layer_ids ids{};
@@ -235,7 +238,9 @@ class llama {
                        rstd1_.data() + l * N, N, C);
     }
     embedding_backward(g(embed_), dresid_.data(), tokens_.data(), N, C);
-    for (std::int32_t token : tokens_) params_.touch_row(embed_, static_cast<std::size_t>(token));
+    if (config_.sparse_embedding) {
+      for (std::int32_t token : tokens_) params_.touch_row(embed_, static_cast<std::size_t>(token));
+    }
   }
 
  private:

@@ -4,12 +4,14 @@
 #include <cmath>
 
 #include "ncl/core/tensor.hpp"
+#include "ncl/train/parallel.hpp"
 
 namespace ncl::nn {
 
 /// out (N, C) = inp * rstd * weight, rstd (N) = 1 / sqrt(mean(inp^2) + eps), kept for backward.
 template <class S>
 void rmsnorm_forward(S* out, S* rstd, const S* inp, const S* weight, index N, index C, S eps) {
+  NCL_OMP(omp parallel for schedule(static) if (N * C >= ncl::train::detail::parallel_threshold))
   for (index n = 0; n < N; ++n) {
     const S* x = inp + n * C;
     S* y = out + n * C;
@@ -25,6 +27,7 @@ void rmsnorm_forward(S* out, S* rstd, const S* inp, const S* weight, index N, in
 template <class S>
 void rmsnorm_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S* weight,
                       const S* rstd, index N, index C) {
+  NCL_OMP(omp parallel for schedule(static) if (N * C >= ncl::train::detail::parallel_threshold))
   for (index n = 0; n < N; ++n) {
     const S* x = inp + n * C;
     const S* dy = dout + n * C;
@@ -33,10 +36,14 @@ void rmsnorm_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S*
     S dot = 0;
     for (index c = 0; c < C; ++c) dot += dy[c] * weight[c] * x[c];
     const S k = dot * r * r * r / static_cast<S>(C);
-    for (index c = 0; c < C; ++c) {
-      dx[c] += r * dy[c] * weight[c] - k * x[c];
-      dweight[c] += dy[c] * x[c] * r;
-    }
+    for (index c = 0; c < C; ++c) dx[c] += r * dy[c] * weight[c] - k * x[c];
+  }
+  // rows add into the same dweight: a separate serial sweep
+  for (index n = 0; n < N; ++n) {
+    const S* x = inp + n * C;
+    const S* dy = dout + n * C;
+    const S r = rstd[n];
+    for (index c = 0; c < C; ++c) dweight[c] += dy[c] * x[c] * r;
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "ncl/core/error.hpp"
 #include "ncl/core/tensor.hpp"
+#include "ncl/train/parallel.hpp"
 
 namespace ncl::nn {
 
@@ -50,6 +51,7 @@ void rope_forward(S* out, const S* inp, const rope_table<S>& table, index N, ind
     throw value_error(ncl::detail::concat("rope_forward: sequence length ", T,
                                           " exceeds the table's ", table.max_positions, " positions"));
   }
+  NCL_OMP(omp parallel for schedule(static) if (N * n_heads * D >= ncl::train::detail::parallel_threshold))
   for (index n = 0; n < N; ++n) {
     const S* c = table.cos.data() + (n % T) * half;
     const S* s = table.sin.data() + (n % T) * half;
@@ -70,6 +72,7 @@ template <class S>
 void rope_backward(S* dinp, const S* dout, const rope_table<S>& table, index N, index T,
                    index n_heads, index stride) {
   const index D = table.head_dim, half = D / 2;
+  NCL_OMP(omp parallel for schedule(static) if (N * n_heads * D >= ncl::train::detail::parallel_threshold))
   for (index n = 0; n < N; ++n) {
     const S* c = table.cos.data() + (n % T) * half;
     const S* s = table.sin.data() + (n % T) * half;

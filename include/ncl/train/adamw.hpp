@@ -16,6 +16,7 @@
 // every step follows exactly the dense update.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "ncl/core/error.hpp"
+#include "ncl/train/parallel.hpp"
 #include "ncl/train/parameters.hpp"
 
 namespace ncl::train {
@@ -88,28 +90,27 @@ class adamw {
   /// The global L2 norm of all live, unmasked gradients. Throws nonfinite_error naming the
   /// tensor (and entry) if a gradient is NaN or Inf; `step` is only used in that message.
   double global_norm(const parameter_set<S>& params, std::int64_t step) const {
+    const auto chunks = live_chunks(params);
     const auto grads = params.grads();
     const auto mask = params.mask();
+    std::vector<double> sums(chunks.size());
+    const long n_chunks = static_cast<long>(chunks.size());
+    NCL_OMP(omp parallel for schedule(static) if (params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold)))
+    for (long k = 0; k < n_chunks; ++k) {
+      const auto& ch = chunks[static_cast<std::size_t>(k)];
+      double part = 0;
+      for (std::size_t i = ch.offset; i < ch.offset + ch.size; ++i) {
+        const double g = (mask.empty() || mask[i]) ? static_cast<double>(grads[i]) : 0.0;
+        part += g * g;
+      }
+      sums[static_cast<std::size_t>(k)] = part;
+    }
+    std::vector<double> per_tensor(params.count(), 0.0);
+    for (std::size_t k = 0; k < chunks.size(); ++k) per_tensor[chunks[k].param] += sums[k];
     double total = 0;
     for (std::size_t p = 0; p < params.count(); ++p) {
-      double sum = 0;
-      params.for_each_live_range(p, [&](std::size_t offset, std::size_t n) {
-        double part = 0;
-        if (mask.empty()) {
-          for (std::size_t i = offset; i < offset + n; ++i) {
-            const double g = static_cast<double>(grads[i]);
-            part += g * g;
-          }
-        } else {
-          for (std::size_t i = offset; i < offset + n; ++i) {
-            const double g = mask[i] ? static_cast<double>(grads[i]) : 0.0;
-            part += g * g;
-          }
-        }
-        sum += part;
-      });
-      if (!std::isfinite(sum)) throw_nonfinite(params, p, step);
-      total += sum;
+      if (!std::isfinite(per_tensor[p])) throw_nonfinite(params, p, step);
+      total += per_tensor[p];
     }
     return std::sqrt(total);
   }
@@ -130,7 +131,7 @@ class adamw {
     step_ = t;
     const double bc1 = 1 - std::pow(options_.beta1, static_cast<double>(t));
     const double bc2 = 1 - std::pow(options_.beta2, static_cast<double>(t));
-    coefficients c;
+    coefficients c{};
     c.clip = static_cast<S>(result.clip);
     c.beta1 = static_cast<S>(options_.beta1);
     c.beta2 = static_cast<S>(options_.beta2);
@@ -138,14 +139,21 @@ class adamw {
     c.inv_sqrt_bc2 = static_cast<S>(1 / std::sqrt(bc2));
     c.eps = static_cast<S>(options_.eps);
     const auto mask = params.mask();
+    std::vector<S> decay(params.count());
     for (std::size_t p = 0; p < params.count(); ++p) {
-      const auto& in = params.info(p);
-      c.decay = static_cast<S>(1 - lr * (in.options.weight_decay ? options_.weight_decay : 0.0));
-      params.for_each_live_range(p, [&](std::size_t offset, std::size_t n) {
-        update(params.values().data() + offset, params.grads().data() + offset,
-               m_.data() + offset, v_.data() + offset,
-               mask.empty() ? nullptr : mask.data() + offset, n, c);
-      });
+      decay[p] = static_cast<S>(1 - lr * (params.info(p).options.weight_decay ? options_.weight_decay : 0.0));
+    }
+    const auto chunks = live_chunks(params);
+    const long n_chunks = static_cast<long>(chunks.size());
+    S* values = params.values().data();
+    const S* grads = params.grads().data();
+    NCL_OMP(omp parallel for schedule(static) if (params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold)))
+    for (long k = 0; k < n_chunks; ++k) {
+      const auto& ch = chunks[static_cast<std::size_t>(k)];
+      coefficients ck = c;
+      ck.decay = decay[ch.param];
+      update(values + ch.offset, grads + ch.offset, m_.data() + ch.offset, v_.data() + ch.offset,
+             mask.empty() ? nullptr : mask.data() + ch.offset, ch.size, ck);
     }
     return result;
   }
@@ -155,6 +163,25 @@ class adamw {
   struct coefficients {
     S clip, decay, beta1, beta2, step_size, inv_sqrt_bc2, eps;
   };
+
+  // A stretch of live gradient (a dense tensor cut into pieces, or one touched row), the unit
+  // the norm and the update are parallelised over.
+  struct chunk {
+    std::size_t param, offset, size;
+  };
+  static constexpr std::size_t chunk_size = 16384;
+
+  static std::vector<chunk> live_chunks(const parameter_set<S>& params) {
+    std::vector<chunk> chunks;
+    for (std::size_t p = 0; p < params.count(); ++p) {
+      params.for_each_live_range(p, [&](std::size_t offset, std::size_t n) {
+        for (std::size_t i = 0; i < n; i += chunk_size) {
+          chunks.push_back({p, offset + i, std::min(chunk_size, n - i)});
+        }
+      });
+    }
+    return chunks;
+  }
 
   static void update(S* value, const S* grad, S* m, S* v, const std::uint8_t* mask,
                      std::size_t n, const coefficients& c) {
