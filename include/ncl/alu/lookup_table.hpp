@@ -157,15 +157,62 @@ class dense_lookup_table {
   matrix<S> tensor_;  // (A n^2, n)
 };
 
+namespace detail {
+
+/// The structured table read as sums: for each group g, a list of terms x[a] * y[b] (a
+/// "single") and x[a] * (y[b0] + ... + y[b1 - 1]) (a "run", b1 - b0 >= 2, summed as a
+/// difference of prefix sums of y). Each of the three passes of the fast path sums one such
+/// list per group into a register accumulator, so the inner loops only load and multiply-add.
+struct contraction_list {
+  struct single {
+    std::uint16_t a, b;
+  };
+  struct run {
+    std::int32_t a, b0, b1;
+  };
+  std::vector<single> singles;             // by group
+  std::vector<run> runs;                   // by group
+  std::vector<std::int64_t> single_starts{0};  // (groups + 1)
+  std::vector<std::int64_t> run_starts{0};     // (groups + 1)
+
+  /// Appends the terms of one sequence of length `size`: term b has x index a_of(b); equal
+  /// neighbours merge into a run. The caller closes the group.
+  void add_sequence(std::int32_t size, auto&& a_of) {
+    for (std::int32_t b0 = 0; b0 < size;) {
+      std::int32_t b1 = b0 + 1;
+      while (b1 < size && a_of(b1) == a_of(b0)) ++b1;
+      if (b1 == b0 + 1) {
+        singles.push_back({static_cast<std::uint16_t>(a_of(b0)), static_cast<std::uint16_t>(b0)});
+      } else {
+        runs.push_back({a_of(b0), b0, b1});
+      }
+      b0 = b1;
+    }
+  }
+  void close_group() {
+    single_starts.push_back(static_cast<std::int64_t>(singles.size()));
+    run_starts.push_back(static_cast<std::int64_t>(runs.size()));
+  }
+  std::size_t bytes() const {
+    return singles.size() * sizeof(single) + runs.size() * sizeof(run) +
+           (single_starts.size() + run_starts.size()) * sizeof(std::int64_t);
+  }
+};
+
+}  // namespace detail
+
 /// The structured table: result_index(i, j, k) = op_i(j, k), A n^2 16-bit entries.
 ///
 /// forward/backward are the fast path; forward_reference/backward_reference are the plain
 /// loops over (b, i, j, k) they are tested against. The fast path works on chunks of `lanes`
 /// batch elements transposed to batch-innermost layout (u^T (n, lanes), ...), so each table
-/// entry is one multiply-add over `lanes` contiguous values. It also reads the table as runs:
-/// for fixed (i, j), a stretch of k with one result l (EQ, LT, MIN, MAX, DIV, MOD have long
-/// ones) adds fu * (sum of v over the stretch), a difference of prefix sums of v, instead of
-/// one term per k; the backward adds into dv over the stretch with a difference array.
+/// entry is one multiply-add over `lanes` contiguous values, and it gathers instead of
+/// scattering, accumulating in registers:
+///   forward      o_l  = sum_i f_i sum_{(j, k): op_i(j,k) = l} u_j v_k     (groups (i, l))
+///   backward     du_j += sum_i f_i sum_k dout_{op_i(j,k)} v_k, df_i likewise (groups (i, j))
+///                dv_k += sum_i f_i sum_j dout_{op_i(j,k)} u_j               (groups (i, k))
+/// Stretches of k (or j) with one result, which EQ, LT, MIN, MAX, DIV and MOD have, become one
+/// term with a difference of prefix sums. The passes touch only data that fits in L1.
 template <class S>
 class lookup_table {
  public:
@@ -175,42 +222,37 @@ class lookup_table {
   explicit lookup_table(std::int64_t n, std::size_t max_bytes = default_dense_max_bytes) : n_(n) {
     detail::check_value_range("lookup_table", n);
     // Per table entry at most: the int32 result while building, the uint16 result kept, and
-    // one single (runs are fewer than the singles they replace).
+    // one single in each of the three lists (runs are fewer than the singles they replace).
     const double bytes = double(table_op_count) * double(n) * double(n) *
-                         double(sizeof(std::int32_t) + sizeof(std::uint16_t) + sizeof(single));
+                         double(sizeof(std::int32_t) + sizeof(std::uint16_t) +
+                                3 * sizeof(detail::contraction_list::single));
     if (bytes > double(max_bytes)) {
       throw value_error(ncl::detail::concat(
           "lookup_table: n = ", n, " needs up to ", bytes / double(1 << 20),
           " MiB, above the limit of ", double(max_bytes) / double(1 << 20), " MiB"));
     }
-    const std::vector<std::int32_t> result = build_result_indices(n);
-    result_.assign(result.begin(), result.end());
-    single_offsets_.reserve(static_cast<std::size_t>(table_op_columns * n + 1));
-    run_offsets_.reserve(static_cast<std::size_t>(table_op_columns * n + 1));
-    single_offsets_.push_back(0);
-    run_offsets_.push_back(0);
-    for (index group = 0; group < table_op_columns * n; ++group) {  // group = (i, j)
-      const std::int32_t* row = result.data() + group * n;
-      for (std::int32_t k0 = 0; k0 < n;) {
-        std::int32_t k1 = k0 + 1;
-        while (k1 < n && row[k1] == row[k0]) ++k1;
-        if (k1 == k0 + 1) {
-          singles_.push_back({static_cast<std::uint16_t>(row[k0]), static_cast<std::uint16_t>(k0)});
-        } else {
-          runs_.push_back({row[k0], k0, k1});
-        }
-        k0 = k1;
-      }
-      single_offsets_.push_back(static_cast<std::int64_t>(singles_.size()));
-      run_offsets_.push_back(static_cast<std::int64_t>(runs_.size()));
+    {
+      const std::vector<std::int32_t> result = build_result_indices(n);
+      result_.assign(result.begin(), result.end());
     }
+    const auto size = static_cast<std::int32_t>(n);
+    for (index i = 0; i < table_op_columns; ++i) {
+      for (std::int32_t j = 0; j < size; ++j) {  // by_j_: x = dout by l, y = v by k
+        by_j_.add_sequence(size, [&](std::int32_t k) { return result_index(i, j, k); });
+        by_j_.close_group();
+      }
+      for (std::int32_t k = 0; k < size; ++k) {  // by_k_: x = dout by l, y = u by j
+        by_k_.add_sequence(size, [&](std::int32_t j) { return result_index(i, j, k); });
+        by_k_.close_group();
+      }
+    }
+    build_by_result();
   }
 
   std::int64_t n() const { return n_; }
   std::size_t bytes() const {
-    return result_.size() * sizeof(std::uint16_t) + singles_.size() * sizeof(single) +
-           runs_.size() * sizeof(run) +
-           (single_offsets_.size() + run_offsets_.size()) * sizeof(std::int64_t);
+    return result_.size() * sizeof(std::uint16_t) + by_result_.bytes() + by_j_.bytes() +
+           by_k_.bytes();
   }
   std::int32_t result_index(index i, index j, index k) const {
     return result_[static_cast<std::size_t>((i * n_ + j) * n_ + k)];
@@ -278,13 +320,20 @@ class lookup_table {
   }
 
  private:
-  struct single {  // op(j, k) = result for this k alone
-    std::uint16_t result, k;
-  };
-  struct run {  // op(j, k) = result for every k in [begin, end), end - begin >= 2
-    std::int32_t result, begin, end;
-  };
   static constexpr index W = lanes;
+  // One row of a batch-innermost buffer: W lanes, as Eigen fixed-size arrays so every
+  // multiply-add below is a few vector instructions.
+  using lane_values = Eigen::Array<S, W, 1>;
+  using lanes_view = Eigen::Map<const lane_values>;
+  using lanes_ref = Eigen::Map<lane_values>;
+
+  /// The batch-innermost buffers of one chunk.
+  struct chunk {
+    std::vector<S> data;
+    index n;
+    explicit chunk(index rows) : data(static_cast<std::size_t>(rows * W), S(0)), n(rows) {}
+    S* row(index r) { return data.data() + r * W; }
+  };
 
   /// dst (rows, W) = columns [b0, b0 + W) of src (B, rows) transposed, zero past the batch.
   static void gather(S* dst, const matrix<S>& src, index b0) {
@@ -294,130 +343,157 @@ class lookup_table {
       for (index w = count; w < W; ++w) dst[r * W + w] = S(0);
     }
   }
+  /// dst (B, cols) (+)= columns [b0, b0 + W) of src (cols, W) transposed, for the real lanes.
+  template <bool add>
+  static void scatter(matrix<S>& dst, const S* src, index b0) {
+    const index count = std::min(W, dst.rows() - b0);
+    for (index w = 0; w < count; ++w) {
+      for (index c = 0; c < dst.cols(); ++c) {
+        if constexpr (add) {
+          dst(b0 + w, c) += src[c * W + w];
+        } else {
+          dst(b0 + w, c) = src[c * W + w];
+        }
+      }
+    }
+  }
   /// prefix (n + 1, W): prefix[k] = sum_{k' < k} x[k'].
   static void prefix_sums(S* prefix, const S* x, index n) {
-    for (index w = 0; w < W; ++w) prefix[w] = S(0);
+    lanes_ref(prefix).setZero();
     for (index k = 0; k < n; ++k) {
-      for (index w = 0; w < W; ++w) prefix[(k + 1) * W + w] = prefix[k * W + w] + x[k * W + w];
+      lanes_ref(prefix + (k + 1) * W) = lanes_view(prefix + k * W) + lanes_view(x + k * W);
     }
+  }
+
+  /// by_result_ from by_j_ by a counting sort per op: by_j_'s term (l, k) of group (i, j) is
+  /// by_result_'s term (j, k) of group (i, l), and likewise for runs.
+  void build_by_result() {
+    using list = detail::contraction_list;
+    const index n = n_;
+    by_result_.singles.resize(by_j_.singles.size());
+    by_result_.runs.resize(by_j_.runs.size());
+    by_result_.single_starts.assign(static_cast<std::size_t>(table_op_columns * n + 1), 0);
+    by_result_.run_starts.assign(static_cast<std::size_t>(table_op_columns * n + 1), 0);
+    auto& singles_at = by_result_.single_starts;
+    auto& runs_at = by_result_.run_starts;
+    for (index i = 0; i < table_op_columns; ++i) {  // count each group's terms
+      for (auto s = by_j_.single_starts[static_cast<std::size_t>(i * n)];
+           s < by_j_.single_starts[static_cast<std::size_t>((i + 1) * n)]; ++s) {
+        ++singles_at[static_cast<std::size_t>(i * n + by_j_.singles[static_cast<std::size_t>(s)].a + 1)];
+      }
+      for (auto r = by_j_.run_starts[static_cast<std::size_t>(i * n)];
+           r < by_j_.run_starts[static_cast<std::size_t>((i + 1) * n)]; ++r) {
+        ++runs_at[static_cast<std::size_t>(i * n + by_j_.runs[static_cast<std::size_t>(r)].a + 1)];
+      }
+    }
+    for (std::size_t g = 1; g < singles_at.size(); ++g) {
+      singles_at[g] += singles_at[g - 1];
+      runs_at[g] += runs_at[g - 1];
+    }
+    std::vector<std::int64_t> next_single(singles_at.begin(), singles_at.end() - 1),
+        next_run(runs_at.begin(), runs_at.end() - 1);
+    for (index i = 0; i < table_op_columns; ++i) {
+      for (index j = 0; j < n; ++j) {
+        const auto group = static_cast<std::size_t>(i * n + j);
+        for (auto s = by_j_.single_starts[group]; s < by_j_.single_starts[group + 1]; ++s) {
+          const list::single t = by_j_.singles[static_cast<std::size_t>(s)];
+          const auto to = static_cast<std::size_t>(next_single[static_cast<std::size_t>(i * n + t.a)]++);
+          by_result_.singles[to] = {static_cast<std::uint16_t>(j), t.b};
+        }
+        for (auto r = by_j_.run_starts[group]; r < by_j_.run_starts[group + 1]; ++r) {
+          const list::run t = by_j_.runs[static_cast<std::size_t>(r)];
+          const auto to = static_cast<std::size_t>(next_run[static_cast<std::size_t>(i * n + t.a)]++);
+          by_result_.runs[to] = {static_cast<std::int32_t>(j), t.b0, t.b1};
+        }
+      }
+    }
+  }
+
+  /// sum over the terms of `group`: x[a] * y[b] and x[a] * (y_prefix[b1] - y_prefix[b0]).
+  /// Four accumulators hide the multiply-add latency.
+  static lane_values contract(const detail::contraction_list& list, std::size_t group,
+                              const S* x, const S* y, const S* y_prefix) {
+    lane_values acc0 = lane_values::Zero(), acc1 = lane_values::Zero(),
+                acc2 = lane_values::Zero(), acc3 = lane_values::Zero();
+    const auto* term = list.singles.data() + list.single_starts[group];
+    const auto* end = list.singles.data() + list.single_starts[group + 1];
+    auto product = [&](const detail::contraction_list::single& t) {
+      return lanes_view(x + index{t.a} * W) * lanes_view(y + index{t.b} * W);
+    };
+    for (; end - term >= 4; term += 4) {
+      acc0 += product(term[0]);
+      acc1 += product(term[1]);
+      acc2 += product(term[2]);
+      acc3 += product(term[3]);
+    }
+    for (; term != end; ++term) acc0 += product(*term);
+    const auto* run = list.runs.data() + list.run_starts[group];
+    const auto* run_end = list.runs.data() + list.run_starts[group + 1];
+    for (; run != run_end; ++run) {
+      acc1 += lanes_view(x + index{run->a} * W) *
+              (lanes_view(y_prefix + index{run->b1} * W) - lanes_view(y_prefix + index{run->b0} * W));
+    }
+    return (acc0 + acc1) + (acc2 + acc3);
   }
 
   void forward_chunk(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
                      index b0) const {
     const index n = n_;
-    std::vector<S> ft(static_cast<std::size_t>(table_op_columns * W)),
-        ut(static_cast<std::size_t>(n * W)), vt(static_cast<std::size_t>(n * W)),
-        v_prefix(static_cast<std::size_t>((n + 1) * W)), ot(static_cast<std::size_t>(n * W), S(0));
-    gather(ft.data(), f, b0);
-    gather(ut.data(), u, b0);
-    gather(vt.data(), v, b0);
-    prefix_sums(v_prefix.data(), vt.data(), n);
+    chunk ft(table_op_columns), ut(n), vt(n), v_prefix(n + 1), ot(n);
+    gather(ft.row(0), f, b0);
+    gather(ut.row(0), u, b0);
+    gather(vt.row(0), v, b0);
+    prefix_sums(v_prefix.row(0), vt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
-      const S* fi = ft.data() + i * W;
-      bool any = false;  // an op no lane uses adds nothing: skip its table
-      for (index w = 0; w < W; ++w) any = any || fi[w] != S(0);
-      if (!any) continue;
-      for (index j = 0; j < n; ++j) {
-        const auto group = static_cast<std::size_t>(i * n + j);
-        alignas(64) S fu[W];
-        for (index w = 0; w < W; ++w) fu[w] = fi[w] * ut[static_cast<std::size_t>(j * W + w)];
-        for (auto s = single_offsets_[group]; s < single_offsets_[group + 1]; ++s) {
-          const single e = singles_[static_cast<std::size_t>(s)];
-          S* out = ot.data() + index{e.result} * W;
-          const S* vk = vt.data() + index{e.k} * W;
-          for (index w = 0; w < W; ++w) out[w] += fu[w] * vk[w];
-        }
-        for (auto r = run_offsets_[group]; r < run_offsets_[group + 1]; ++r) {
-          const run e = runs_[static_cast<std::size_t>(r)];
-          S* out = ot.data() + index{e.result} * W;
-          const S* hi = v_prefix.data() + index{e.end} * W;
-          const S* lo = v_prefix.data() + index{e.begin} * W;
-          for (index w = 0; w < W; ++w) out[w] += fu[w] * (hi[w] - lo[w]);
-        }
+      const lanes_view fi(ft.row(i));
+      if ((fi == S(0)).all()) continue;  // an op no lane uses adds nothing: skip its table
+      for (index l = 0; l < n; ++l) {
+        const auto group = static_cast<std::size_t>(i * n + l);
+        lanes_ref(ot.row(l)) += fi * contract(by_result_, group, ut.row(0), vt.row(0), v_prefix.row(0));
       }
     }
-    const index count = std::min(W, f.rows() - b0);
-    for (index w = 0; w < count; ++w) {
-      for (index l = 0; l < n; ++l) o(b0 + w, l) = ot[static_cast<std::size_t>(l * W + w)];
-    }
+    scatter<false>(o, ot.row(0), b0);
   }
 
   void backward_chunk(matrix<S>& df, matrix<S>& du, matrix<S>& dv, const matrix<S>& dout,
                       const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
                       index b0) const {
     const index n = n_;
-    const auto size = [](index rows) { return static_cast<std::size_t>(rows * W); };
-    std::vector<S> ft(size(table_op_columns)), ut(size(n)), vt(size(n)), gt(size(n)),
-        v_prefix(size(n + 1)), dft(size(table_op_columns), S(0)), dut(size(n), S(0)),
-        dvt(size(n), S(0)), dv_steps(size(n + 1), S(0));
-    gather(ft.data(), f, b0);
-    gather(ut.data(), u, b0);
-    gather(vt.data(), v, b0);
-    gather(gt.data(), dout, b0);
-    prefix_sums(v_prefix.data(), vt.data(), n);
+    chunk ft(table_op_columns), ut(n), vt(n), gt(n), u_prefix(n + 1), v_prefix(n + 1),
+        dft(table_op_columns), dut(n), dvt(n);
+    gather(ft.row(0), f, b0);
+    gather(ut.row(0), u, b0);
+    gather(vt.row(0), v, b0);
+    gather(gt.row(0), dout, b0);
+    prefix_sums(u_prefix.row(0), ut.row(0), n);
+    prefix_sums(v_prefix.row(0), vt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
-      const S* fi = ft.data() + i * W;
-      for (index j = 0; j < n; ++j) {
-        const auto group = static_cast<std::size_t>(i * n + j);
-        const S* uj = ut.data() + j * W;
-        alignas(64) S fu[W];
-        alignas(64) S acc[W] = {};  // sum_k dout_{op(j,k)} v_k
-        for (index w = 0; w < W; ++w) fu[w] = fi[w] * uj[w];
-        for (auto s = single_offsets_[group]; s < single_offsets_[group + 1]; ++s) {
-          const single e = singles_[static_cast<std::size_t>(s)];
-          const S* g = gt.data() + index{e.result} * W;
-          const S* vk = vt.data() + index{e.k} * W;
-          S* dvk = dvt.data() + index{e.k} * W;
-          for (index w = 0; w < W; ++w) {
-            acc[w] += g[w] * vk[w];
-            dvk[w] += g[w] * fu[w];
-          }
-        }
-        for (auto r = run_offsets_[group]; r < run_offsets_[group + 1]; ++r) {
-          const run e = runs_[static_cast<std::size_t>(r)];
-          const S* g = gt.data() + index{e.result} * W;
-          const S* hi = v_prefix.data() + index{e.end} * W;
-          const S* lo = v_prefix.data() + index{e.begin} * W;
-          S* step_up = dv_steps.data() + index{e.begin} * W;
-          S* step_down = dv_steps.data() + index{e.end} * W;
-          for (index w = 0; w < W; ++w) {
-            acc[w] += g[w] * (hi[w] - lo[w]);
-            step_up[w] += g[w] * fu[w];
-            step_down[w] -= g[w] * fu[w];
-          }
-        }
-        S* duj = dut.data() + j * W;
-        S* dfi = dft.data() + i * W;
-        for (index w = 0; w < W; ++w) {
-          duj[w] += fi[w] * acc[w];
-          dfi[w] += uj[w] * acc[w];
-        }
+      const lanes_view fi(ft.row(i));
+      lane_values dfi = lane_values::Zero();
+      for (index j = 0; j < n; ++j) {  // sum_k dout_{op(j,k)} v_k
+        const lane_values g_v =
+            contract(by_j_, static_cast<std::size_t>(i * n + j), gt.row(0), vt.row(0), v_prefix.row(0));
+        lanes_ref(dut.row(j)) += fi * g_v;
+        dfi += lanes_view(ut.row(j)) * g_v;
+      }
+      lanes_ref(dft.row(i)) += dfi;
+      if ((fi == S(0)).all()) continue;  // dv gets f_i times the sums below: nothing
+      for (index k = 0; k < n; ++k) {  // sum_j dout_{op(j,k)} u_j
+        const lane_values g_u =
+            contract(by_k_, static_cast<std::size_t>(i * n + k), gt.row(0), ut.row(0), u_prefix.row(0));
+        lanes_ref(dvt.row(k)) += fi * g_u;
       }
     }
-    // dv over the runs: the running sum of the difference array.
-    alignas(64) S running[W] = {};
-    for (index k = 0; k < n; ++k) {
-      for (index w = 0; w < W; ++w) {
-        running[w] += dv_steps[static_cast<std::size_t>(k * W + w)];
-        dvt[static_cast<std::size_t>(k * W + w)] += running[w];
-      }
-    }
-    const index count = std::min(W, f.rows() - b0);
-    for (index w = 0; w < count; ++w) {
-      for (index i = 0; i < table_op_columns; ++i) df(b0 + w, i) += dft[static_cast<std::size_t>(i * W + w)];
-      for (index l = 0; l < n; ++l) {
-        du(b0 + w, l) += dut[static_cast<std::size_t>(l * W + w)];
-        dv(b0 + w, l) += dvt[static_cast<std::size_t>(l * W + w)];
-      }
-    }
+    scatter<true>(df, dft.row(0), b0);
+    scatter<true>(du, dut.row(0), b0);
+    scatter<true>(dv, dvt.row(0), b0);
   }
 
   std::int64_t n_;
-  std::vector<std::uint16_t> result_;         // (A, n, n)
-  std::vector<single> singles_;               // by group (i, j), then k
-  std::vector<run> runs_;                     // by group (i, j), then k
-  std::vector<std::int64_t> single_offsets_;  // (A n + 1): group g's singles are [g, g + 1)
-  std::vector<std::int64_t> run_offsets_;     // (A n + 1)
+  std::vector<std::uint16_t> result_;     // (A, n, n)
+  detail::contraction_list by_result_;   // groups (i, l): terms u_j v_k with op_i(j,k) = l
+  detail::contraction_list by_j_;        // groups (i, j): terms dout_{op_i(j,k)} v_k
+  detail::contraction_list by_k_;        // groups (i, k): terms dout_{op_i(j,k)} u_j
 };
 
 }  // namespace ncl::alu
