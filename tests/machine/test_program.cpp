@@ -213,10 +213,13 @@ TEST_CASE("compile_logits and softmax_program", "[machine][program]") {
 
 TEST_CASE("decompile: every example and test program reassembles to itself", "[machine][program]") {
   std::vector<std::string> texts;
-  for (const auto& entry : std::filesystem::directory_iterator(programs_dir)) {
-    if (entry.path().extension() == ".s") {
-      std::ifstream in(entry.path());
-      texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  for (const std::string& dir : {programs_dir, std::string(NCL_SOURCE_DIR "/share/ncl/stdlib/")}) {
+    if (!std::filesystem::is_directory(dir)) continue;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() == ".s") {
+        std::ifstream in(entry.path());
+        texts.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }
     }
   }
   REQUIRE(texts.size() >= 7);
