@@ -1,0 +1,237 @@
+// The soft interpreter's API: run, step and unroll agree; early stop once every element has
+// halted (and backward over the shorter tape); a batch of per-element programs equals the
+// shared program; the two control modes on a soft loop (ISA.md step 5); bad input errors.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "ncl/encoding/one_hot.hpp"
+#include "ncl/machine/assembler.hpp"
+#include "ncl/machine/program.hpp"
+#include "ncl/machine/reference.hpp"
+#include "soft_test_util.hpp"
+
+namespace {
+
+using ncl::alu::backend;
+using ncl::machine::control_mode;
+using ncl::machine::machine_shape;
+using ncl::machine::soft_interpreter;
+using ncl::machine::soft_program;
+using ncl::machine::soft_state;
+
+const char* const counting_loop = R"(
+        SET  r0, 12
+        SET  r1, 0
+loop:   JZ   r0, done
+        INC  r1, r1
+        DEC  r0, r0
+        JMP  loop
+done:   HALT
+)";
+
+machine_shape small_shape() {
+  machine_shape s;
+  s.n = 16;
+  s.registers = 4;
+  s.memory = 8;
+  s.lines = 16;
+  return s;
+}
+
+template <class S>
+std::vector<soft_program<S>> sharp_programs(const machine_shape& shape, int count, S sharpness,
+                                            std::uint64_t seed) {
+  ncl::rng random(seed);
+  std::vector<soft_program<S>> out;
+  for (int p = 0; p < count; ++p) {
+    ncl::machine::assembled_program program;
+    for (const auto& in : soft_test::random_program(random, shape, true)) {
+      program.lines.push_back({in.op, static_cast<int>(in.dst), static_cast<int>(in.a),
+                               static_cast<int>(in.b), in.imm});
+    }
+    program.source.resize(program.lines.size());
+    out.push_back(ncl::machine::softmax_program(
+        ncl::machine::compile_logits<S>(program, shape, sharpness)));
+  }
+  return out;
+}
+
+bool same(const soft_state<double>& x, const soft_state<double>& y, double tolerance) {
+  return x.registers.isApprox(y.registers, tolerance) && x.memory.isApprox(y.memory, tolerance) &&
+         x.counter.isApprox(y.counter, tolerance) && x.halted == y.halted;
+}
+
+}  // namespace
+
+TEST_CASE("run, repeated step and unroll_forward reach the same state", "[machine_soft][unroll]") {
+  const machine_shape shape = small_shape();
+  const auto programs = sharp_programs<double>(shape, 1, 4.0, 5);
+  for (control_mode control : {control_mode::per_line, control_mode::mean_field}) {
+    const soft_interpreter<double> machine(shape, backend::table, control);
+    auto start = ncl::machine::initial_state<double>(shape, 3);
+    ncl::machine::set_register(start, shape, 1, 0, 7);
+    ncl::machine::set_memory(start, shape, 2, 3, 9);
+    auto stepped = start;
+    for (int t = 0; t < 10; ++t) machine.step(stepped, programs[0]);
+    auto ran = start;
+    CHECK(machine.run(ran, programs[0], 10) == 10);
+    ncl::machine::machine_tape<double> tape;
+    machine.unroll_forward(tape, start, programs[0], 10);
+    CHECK(tape.steps == 10);
+    CHECK(same(stepped, ran, 0.0));
+    CHECK(same(stepped, tape.final_state(), 0.0));
+    CHECK(same(start, tape.initial_state(), 0.0));
+    // The soft state stays a set of distributions.
+    CHECK(stepped.counter.rowwise().sum().isApproxToConstant(1.0, 1e-12));
+  }
+}
+
+TEST_CASE("unrolls stop once every element has halted, and backward handles the shorter tape",
+          "[machine_soft][unroll]") {
+  machine_shape shape;  // n = 32
+  const auto program = ncl::machine::assemble_files(
+      {std::string(NCL_SOURCE_DIR) + "/examples/programs/factorial.s"}, shape);
+  const ncl::machine::reference_machine reference(program, shape);
+  const auto soft = ncl::machine::compile<double>(program, shape);
+  const soft_interpreter<double> machine(shape);
+  auto start = ncl::machine::initial_state<double>(shape, 2);
+  ncl::machine::set_register(start, shape, 0, 0, 4);
+  ncl::machine::set_register(start, shape, 1, 0, 2);
+  const auto slow = reference.run(reference.initial_state({{4, 0, 0, 0, 0, 0, 0, 0}, {}}), 500);
+  const auto fast = reference.run(reference.initial_state({{2, 0, 0, 0, 0, 0, 0, 0}, {}}), 500);
+  REQUIRE(slow.halt_step.has_value());
+  REQUIRE(fast.halt_step.has_value());
+  REQUIRE(*fast.halt_step < *slow.halt_step);
+
+  auto ran = start;
+  CHECK(machine.run(ran, soft, 500) == *slow.halt_step);  // waits for the slower element
+  ncl::machine::machine_tape<double> tape;
+  machine.unroll_forward(tape, start, soft, 500);
+  CHECK(tape.steps == *slow.halt_step);
+  CHECK(same(ran, tape.final_state(), 0.0));
+  CHECK(ran.halted == std::vector<double>{1.0, 1.0});
+
+  // Backward over the early-stopped tape is backward over exactly that many steps.
+  auto dfinal = ncl::machine::zero_state<double>(shape, 2);
+  ncl::rng random(3);
+  for (auto* m : {&dfinal.registers, &dfinal.memory, &dfinal.counter}) {
+    for (ncl::index i = 0; i < m->size(); ++i) m->data()[i] = random.normal();
+  }
+  dfinal.halted = {0.5, -1.5};
+  auto grads = ncl::machine::machine_gradients<double>::zeros(shape, 2, 1);
+  machine.unroll_backward(grads, tape, dfinal);
+  ncl::machine::machine_tape<double> exact;
+  machine.unroll_forward(exact, start, soft, *slow.halt_step);
+  auto expected = ncl::machine::machine_gradients<double>::zeros(shape, 2, 1);
+  machine.unroll_backward(expected, exact, dfinal);
+  CHECK(grads.programs[0].op == expected.programs[0].op);
+  CHECK(grads.programs[0].imm == expected.programs[0].imm);
+  CHECK(grads.initial.registers == expected.initial.registers);
+  CHECK(grads.programs[0].op.cwiseAbs().sum() > 0);
+  // Backward adds: a second call doubles the buffers.
+  machine.unroll_backward(grads, tape, dfinal);
+  CHECK(grads.programs[0].a.isApprox(2 * expected.programs[0].a, 1e-15));
+}
+
+TEST_CASE("per-element copies of one program equal the shared program", "[machine_soft][unroll]") {
+  const machine_shape shape = small_shape();
+  const ncl::index B = 3;
+  const auto shared = sharp_programs<double>(shape, 1, 3.0, 9);
+  const std::vector<soft_program<double>> copies(B, shared[0]);
+  for (control_mode control : {control_mode::per_line, control_mode::mean_field}) {
+    const soft_interpreter<double> machine(shape, backend::table, control);
+    auto start = ncl::machine::initial_state<double>(shape, B);
+    for (ncl::index b = 0; b < B; ++b) ncl::machine::set_register(start, shape, b, 1, b + 2);
+    ncl::machine::machine_tape<double> one, many;
+    machine.unroll_forward(one, start, shared[0], 8);
+    machine.unroll_forward(many, start, std::span<const soft_program<double>>(copies), 8);
+    CHECK(same(one.final_state(), many.final_state(), 1e-13));
+
+    auto dfinal = ncl::machine::zero_state<double>(shape, B);
+    ncl::rng random(4);  // random: a constant would see only the rows' fixed sums
+    for (auto* m : {&dfinal.registers, &dfinal.memory, &dfinal.counter}) {
+      for (ncl::index i = 0; i < m->size(); ++i) m->data()[i] = random.normal();
+    }
+    auto g_one = ncl::machine::machine_gradients<double>::zeros(shape, B, 1);
+    auto g_many = ncl::machine::machine_gradients<double>::zeros(shape, B, B);
+    machine.unroll_backward(g_one, one, dfinal);
+    machine.unroll_backward(g_many, many, dfinal);
+    ncl::matrix<double> op_sum = ncl::matrix<double>::Zero(shape.lines, 23);
+    ncl::matrix<double> imm_sum = ncl::matrix<double>::Zero(shape.lines, shape.n);
+    for (const auto& g : g_many.programs) {
+      op_sum += g.op;
+      imm_sum += g.imm;
+    }
+    CHECK(op_sum.isApprox(g_one.programs[0].op, 1e-12));
+    CHECK(imm_sum.isApprox(g_one.programs[0].imm, 1e-12));
+    CHECK(op_sum.cwiseAbs().maxCoeff() > 1e-3);
+    CHECK(g_many.initial.registers.isApprox(g_one.initial.registers, 1e-12));
+  }
+}
+
+TEST_CASE("per-line control ends a soft 12-iteration loop right, mean field does not",
+          "[machine_soft][unroll]") {
+  machine_shape shape;  // ISA.md step 5's measurement: fields softmax(12 * one-hot)
+  const auto program = ncl::machine::assemble(counting_loop, shape);
+  const auto soft =
+      ncl::machine::softmax_program(ncl::machine::compile_logits<double>(program, shape, 12.0));
+  auto result = [&](control_mode control) {
+    const soft_interpreter<double> machine(shape, backend::table, control);
+    auto state = ncl::machine::initial_state<double>(shape, 1);
+    machine.run(state, soft, 80);
+    const ncl::matrix<double> r1 = state.registers.block(0, shape.n, 1, shape.n);
+    return std::pair{ncl::encoding::one_hot_decode(r1).values[0], state.halted[0]};
+  };
+  const auto [per_line_r1, per_line_h] = result(control_mode::per_line);
+  const auto [mean_field_r1, mean_field_h] = result(control_mode::mean_field);
+  CHECK(per_line_r1 == 12);
+  CHECK(per_line_h > 0.99);
+  CHECK(mean_field_r1 != 12);
+  CHECK(mean_field_h < 0.9);
+}
+
+TEST_CASE("soft interpreter rejects bad shapes and arguments", "[machine_soft][errors]") {
+  const machine_shape shape = small_shape();
+  const soft_interpreter<float> machine(shape);
+  const auto program = sharp_programs<float>(shape, 1, 5.0f, 1)[0];
+  auto state = ncl::machine::initial_state<float>(shape, 2);
+
+  auto bad_state = state;
+  bad_state.registers.resize(2, 3);
+  CHECK_THROWS_AS(machine.step(bad_state, program), ncl::shape_error);
+  CHECK_THROWS_WITH(machine.step(bad_state, program), Catch::Contains("state.registers"));
+  bad_state = state;
+  bad_state.halted.pop_back();
+  CHECK_THROWS_AS(machine.run(bad_state, program, 3), ncl::shape_error);
+
+  auto bad_program = program;
+  bad_program.imm.resize(shape.lines, shape.n + 1);
+  CHECK_THROWS_WITH(machine.step(state, bad_program), Catch::Contains("programs[0].imm"));
+  const std::vector<soft_program<float>> three(3, program);
+  CHECK_THROWS_AS(machine.step(state, std::span<const soft_program<float>>(three)),
+                  ncl::shape_error);
+  CHECK_THROWS_AS(machine.run(state, program, -1), ncl::value_error);
+
+  ncl::machine::machine_tape<float> tape;
+  auto grads = ncl::machine::machine_gradients<float>::zeros(shape, 2, 1);
+  CHECK_THROWS_AS(machine.unroll_backward(grads, tape, state), ncl::value_error);
+  machine.unroll_forward(tape, state, program, 2);
+  auto wrong_count = ncl::machine::machine_gradients<float>::zeros(shape, 2, 2);
+  CHECK_THROWS_AS(machine.unroll_backward(wrong_count, tape, state), ncl::shape_error);
+  auto wrong_batch = ncl::machine::machine_gradients<float>::zeros(shape, 3, 1);
+  CHECK_THROWS_AS(machine.unroll_backward(wrong_batch, tape, state), ncl::shape_error);
+
+  machine_shape broken = shape;
+  broken.lines = shape.n + 1;  // L <= n
+  CHECK_THROWS_AS(soft_interpreter<float>(broken), ncl::value_error);
+  machine_shape odd = shape;
+  odd.n = 12;
+  odd.lines = 12;
+  CHECK_THROWS_AS(soft_interpreter<float>(odd, backend::circuit), ncl::value_error);
+  CHECK_THROWS_AS(ncl::machine::set_register(state, shape, 0, 0, shape.n), ncl::value_error);
+  CHECK_THROWS_AS(ncl::machine::initial_state<float>(shape, 1, shape.lines), ncl::value_error);
+  CHECK(ncl::machine::control_mode_from_name("mean_field") == control_mode::mean_field);
+  CHECK_THROWS_AS(ncl::machine::control_mode_from_name("both"), ncl::value_error);
+}
