@@ -11,6 +11,7 @@
 //   step (counting from 1) that fetched HALT. HALT leaves pc where it is.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -122,15 +123,27 @@ class reference_machine {
   void check_state(const reference_state& s) const {
     if (static_cast<std::int64_t>(s.registers.size()) != shape_.registers ||
         static_cast<std::int64_t>(s.memory.size()) != shape_.memory || s.pc < 0 ||
-        s.pc >= shape_.lines) {
+        s.pc >= shape_.lines ||
+        std::any_of(s.registers.begin(), s.registers.end(), [&](auto v) { return v < 0 || v >= shape_.n; }) ||
+        std::any_of(s.memory.begin(), s.memory.end(), [&](auto v) { return v < 0 || v >= shape_.n; })) {
       throw value_error(ncl::detail::concat("reference_machine::step: state does not fit the shape (",
                                             s.registers.size(), " registers, ", s.memory.size(),
-                                            " cells, pc ", s.pc, ")"));
+                                            " cells, pc ", s.pc, ", or a value outside [0, n))"));
     }
   }
 
   assembled_program program_;
   machine_shape shape_;
 };
+
+/// The one-hot soft state (batch 1) of a discrete state, for comparing the soft interpreter
+/// with the reference after every step: registers and memory one-hot, c one-hot on pc,
+/// h = 1 if the last step fetched HALT.
+template <class S>
+soft_state<S> to_soft_state(const reference_state& s, const machine_shape& shape) {
+  soft_state<S> out = initial_soft_state<S>(shape, s.pc, machine_inputs{s.registers, s.memory});
+  out.halted[0] = s.halted ? S(1) : S(0);
+  return out;
+}
 
 }  // namespace ncl::machine
