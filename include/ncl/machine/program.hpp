@@ -16,21 +16,22 @@
 // summing to 1) and throws io_error naming the file on any fault.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ncl/alu/opcode.hpp"
 #include "ncl/core/error.hpp"
+#include "ncl/core/file.hpp"
 #include "ncl/core/softmax.hpp"
 #include "ncl/core/tensor.hpp"
 #include "ncl/machine/assembler.hpp"
@@ -305,35 +306,16 @@ void save_program(const std::string& path, const soft_program<S>& p, const machi
   j["a"] = detail::matrix_to_json(p.a);
   j["b"] = detail::matrix_to_json(p.b);
   j["imm"] = detail::matrix_to_json(p.imm);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw io_error(ncl::detail::concat(tmp, ": cannot open for writing"));
-    out << j.dump() << "\n";
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw io_error(ncl::detail::concat(tmp, ": write failed"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw io_error(ncl::detail::concat(path, ": cannot rename ", tmp, " into place: ", ec.message()));
-  }
+  write_file_atomic(path, j.dump() + "\n");
 }
 
 /// Reads a soft program written by save_program. Throws io_error on any fault.
 template <class S>
 stored_program<S> load_program(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(ncl::detail::concat(path, ": cannot open soft program file"));
+  const std::string text = read_file(path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw io_error(ncl::detail::concat(path, ": not a valid JSON soft program: ", e.what()));
   }
