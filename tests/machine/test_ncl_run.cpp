@@ -5,6 +5,7 @@
 #ifdef NCL_HAVE_NCL_RUN
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -26,8 +27,12 @@ struct cli_result {
 
 /// Runs `ncl-run ARGS` through the shell; arguments must need no quoting.
 cli_result run_cli(const std::string& args) {
-  const std::string err_path =
-      (std::filesystem::temp_directory_path() / "ncl_test_machine_ncl_run.err").string();
+  // One stderr file per call and process: CTest may run these test cases in parallel.
+  static int calls = 0;
+  const std::string err_path = (std::filesystem::temp_directory_path() /
+                                ("ncl_test_machine_ncl_run." + std::to_string(::getpid()) + "." +
+                                 std::to_string(++calls) + ".err"))
+                                   .string();
   const std::string command = ncl_run + " " + args + " 2>" + err_path;
   cli_result r;
   std::FILE* pipe = popen(command.c_str(), "r");
