@@ -16,16 +16,17 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ncl/core/error.hpp"
 #include "ncl/tokenizer/byte_level.hpp"
+#include "ncl/tokenizer/hash_table.hpp"
 #include "ncl/tokenizer/merge.hpp"
 #include "ncl/tokenizer/regex.hpp"
 #include "ncl/tokenizer/tokenizer.hpp"
+#include "ncl/tokenizer/tokenizer_json.hpp"
 
 namespace ncl {
 
@@ -40,13 +41,6 @@ struct added_token {
 };
 
 namespace detail {
-
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-template <class V>
-using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
 /// The Unicode White_Space code point at text[pos] (its byte length), or 0.
 inline std::size_t white_space_length(std::string_view text, std::size_t pos) {
@@ -97,21 +91,10 @@ class bpe_tokenizer final : public tokenizer {
 
   /// Loads from tokenizer.json text; `origin` names it in error messages.
   static bpe_tokenizer from_json(std::string_view json_text, const std::string& origin = "<tokenizer.json>") {
-    nlohmann::json json;
-    try {
-      json = nlohmann::json::parse(json_text);
-    } catch (const nlohmann::json::parse_error& e) {
-      std::size_t offset = e.byte > 0 ? e.byte - 1 : 0;
-      offset = std::min(offset, json_text.size());
-      int line = 1, column = 1;
-      for (std::size_t i = 0; i < offset; ++i) {
-        if (json_text[i] == '\n') { ++line; column = 1; } else { ++column; }
-      }
-      throw parse_error(origin, line, column, detail::concat("invalid JSON: ", e.what()));
-    }
+    const tokenizer_json file = read_tokenizer_json(json_text, origin);
     bpe_tokenizer result;
     try {
-      result.load(json, origin);
+      result.load(file, origin);
     } catch (const nlohmann::json::exception& e) {
       throw io_error(detail::concat(origin, ": malformed tokenizer.json: ", e.what()));
     }
@@ -122,8 +105,9 @@ class bpe_tokenizer final : public tokenizer {
     check_utf8(text);
     std::vector<token_id> ids;
     ids.reserve(text.size() / 3 + 16);
+    // One thread at a time uses the shared pre-token cache; a concurrent call goes without.
     std::unique_lock<std::mutex> lock(cache_->mutex, std::try_to_lock);
-    word_cache_map* cache = lock.owns_lock() ? &cache_->words : nullptr;
+    word_cache* cache = lock.owns_lock() ? cache_.get() : nullptr;
     std::vector<token_id> scratch;
     // Added tokens first: the text between them is pre-tokenized, they map to their id.
     std::size_t section = 0;  // start of the text not yet encoded
@@ -131,7 +115,7 @@ class bpe_tokenizer final : public tokenizer {
     while (pos < text.size()) {
       const std::size_t match = added_first_byte_[static_cast<unsigned char>(text[pos])] ? match_added(text, pos) : 0;
       if (match == 0) { ++pos; continue; }
-      const added_token& token = added_tokens_[added_index_.find(text.substr(pos, match))->second];
+      const added_token& token = added_tokens_[*added_index_.find(text.substr(pos, match))];
       std::size_t section_end = pos;
       if (token.lstrip)
         while (section_end > section) {
@@ -151,7 +135,6 @@ class bpe_tokenizer final : public tokenizer {
       section = pos;
     }
     encode_section(text, section, text.size(), ids, scratch, cache);
-    if (cache && cache->size() > cache_capacity) cache->clear();
     return ids;
   }
 
@@ -172,8 +155,8 @@ class bpe_tokenizer final : public tokenizer {
 
   /// The id of an added token's content, or of a vocabulary token given by its bytes.
   std::optional<token_id> find(std::string_view token) const {
-    if (const auto it = added_index_.find(token); it != added_index_.end()) return added_tokens_[it->second].id;
-    if (const auto it = vocab_.find(token); it != vocab_.end()) return it->second;
+    if (const std::size_t* index = added_index_.find(token)) return added_tokens_[*index].id;
+    if (const token_id* id = vocab_.find(token)) return *id;
     return std::nullopt;
   }
 
@@ -188,15 +171,12 @@ class bpe_tokenizer final : public tokenizer {
   token_id byte_id(unsigned char byte) const { return byte_ids_[byte]; }
 
  private:
-  using word_cache_map = detail::string_map<std::vector<token_id>>;
+  // Ordinary text repeats a few thousand short pre-tokens; their ids are kept in a small
+  // cache, which spares the vocabulary and merge tables (megabytes, so cache misses).
   struct word_cache {
     std::mutex mutex;
-    word_cache_map words;
+    detail::word_cache<token_id> words;
   };
-  // The pre-token cache is cleared when it outgrows this (bounded memory); pre-tokens
-  // longer than max_cached_word bytes are not cached.
-  static constexpr std::size_t cache_capacity = 1 << 16;
-  static constexpr std::size_t max_cached_word = 64;
 
   bpe_tokenizer() : cache_(std::make_unique<word_cache>()) {}
 
@@ -209,13 +189,13 @@ class bpe_tokenizer final : public tokenizer {
   /// Byte length of the longest added token starting at text[pos], or 0.
   std::size_t match_added(std::string_view text, std::size_t pos) const {
     for (const std::size_t len : added_lengths_)
-      if (pos + len <= text.size() && added_index_.find(text.substr(pos, len)) != added_index_.end()) return len;
+      if (pos + len <= text.size() && added_index_.find(text.substr(pos, len))) return len;
     return 0;
   }
 
   /// Pre-tokenizes and merges text[begin, end), appending the ids.
   void encode_section(std::string_view text, std::size_t begin, std::size_t end, std::vector<token_id>& ids,
-                      std::vector<token_id>& scratch, word_cache_map* cache) const {
+                      std::vector<token_id>& scratch, word_cache* cache) const {
     if (begin >= end) return;
     // ByteLevel's add_prefix_space: each section between added tokens that does not start
     // with a space gets one, as Hugging Face pre-tokenizes each section on its own.
@@ -228,7 +208,7 @@ class bpe_tokenizer final : public tokenizer {
   }
 
   void split_and_merge(std::string_view text, std::size_t begin, std::size_t end, std::size_t step,
-                       std::vector<token_id>& ids, std::vector<token_id>& scratch, word_cache_map* cache) const {
+                       std::vector<token_id>& ids, std::vector<token_id>& scratch, word_cache* cache) const {
     if (step == splits_.size()) {
       encode_word(text.substr(begin, end - begin), ids, scratch, cache);
       return;
@@ -241,27 +221,28 @@ class bpe_tokenizer final : public tokenizer {
   /// The ids of one pre-token: the whole word when ignore_merges and it is in the
   /// vocabulary, else its cached or freshly computed merges.
   void encode_word(std::string_view word, std::vector<token_id>& ids, std::vector<token_id>& scratch,
-                   word_cache_map* cache) const {
+                   word_cache* cache) const {
     if (word.size() == 1) {
       ids.push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
       return;
     }
-    if (ignore_merges_)
-      if (const auto it = vocab_.find(word); it != vocab_.end()) {
-        ids.push_back(it->second);
+    const std::uint64_t hash = detail::hash_bytes(word);
+    if (cache)
+      if (const auto hit = cache->words.find(word, hash); !hit.empty()) {
+        ids.insert(ids.end(), hit.begin(), hit.end());
         return;
       }
-    const bool cacheable = cache && word.size() <= max_cached_word;
-    if (cacheable)
-      if (const auto it = cache->find(word); it != cache->end()) {
-        ids.insert(ids.end(), it->second.begin(), it->second.end());
+    if (ignore_merges_)
+      if (const token_id* id = vocab_.find(word, hash)) {
+        ids.push_back(*id);
+        if (cache) cache->words.insert(word, hash, std::span<const token_id>(id, 1));
         return;
       }
     scratch.resize(word.size());
     for (std::size_t i = 0; i < word.size(); ++i) scratch[i] = byte_ids_[static_cast<unsigned char>(word[i])];
     merge_word(scratch, merges_);
     ids.insert(ids.end(), scratch.begin(), scratch.end());
-    if (cacheable) cache->emplace(std::string(word), scratch);
+    if (cache) cache->words.insert(word, hash, scratch);
   }
 
   // ---- loading ------------------------------------------------------------------------
@@ -307,13 +288,16 @@ class bpe_tokenizer final : public tokenizer {
     }
   }
 
-  void load(const nlohmann::json& json, const std::string& origin) {
+  void load(const tokenizer_json& file, const std::string& origin) {
+    const nlohmann::json& json = file.settings;
     if (!json.is_object()) throw io_error(detail::concat(origin, ": tokenizer.json is not a JSON object"));
     if (!json.contains("model")) throw io_error(detail::concat(origin, ": tokenizer.json has no \"model\""));
     const auto& model = json["model"];
     const std::string model_type = type_of(model);
-    if (!(model_type == "BPE" || (model_type.empty() && model.contains("merges"))))
+    if (!(model_type == "BPE" || (model_type.empty() && file.has_merges)))
       unsupported(origin, "model type '" + model_type + "' (only BPE)");
+    if (!file.has_vocab || !file.has_merges)
+      throw io_error(detail::concat(origin, ": model.vocab (an object) or model.merges (an array) is missing"));
     if (json.contains("normalizer") && !json["normalizer"].is_null())
       unsupported(origin, "normalizer '" + type_of(json["normalizer"]) + "'");
     if (model.contains("dropout") && !model["dropout"].is_null() && model["dropout"].get<double>() > 0.0)
@@ -327,70 +311,59 @@ class bpe_tokenizer final : public tokenizer {
     ignore_merges_ = model.value("ignore_merges", false);
     if (json.contains("pre_tokenizer")) load_pre_tokenizer(json["pre_tokenizer"], origin);
 
-    // Vocabulary: byte-level spellings -> ids. `spelled` indexes the JSON's own strings.
-    const auto& vocab = model.at("vocab");
-    if (!vocab.is_object()) throw io_error(detail::concat(origin, ": model.vocab is not an object"));
-    std::unordered_map<std::string_view, token_id> spelled;
-    spelled.reserve(vocab.size());
-    token_id max_id = -1;
-    for (const auto& [spelling, value] : vocab.items()) {
-      const auto id = value.get<std::int64_t>();
-      if (id < 0 || id > std::numeric_limits<token_id>::max() / 2)
-        throw io_error(detail::concat(origin, ": model.vocab[\"", spelling, "\"] = ", id, " is not a valid id"));
-      spelled.emplace(spelling, static_cast<token_id>(id));
-      max_id = std::max(max_id, static_cast<token_id>(id));
+    // Vocabulary: byte-level spellings -> ids, kept by spelling only while reading merges.
+    detail::string_table<token_id> spelled;
+    spelled.reserve(file.vocab.size());
+    std::int64_t max_id = -1;
+    for (const auto& entry : file.vocab) {
+      if (entry.id < 0)
+        throw io_error(detail::concat(origin, ": model.vocab[\"", file.view(entry.token), "\"] = ", entry.id, " is not a valid id"));
+      spelled.insert_or_assign(file.view(entry.token), static_cast<token_id>(entry.id));
+      max_id = std::max(max_id, entry.id);
     }
     const auto& added = json.contains("added_tokens") ? json["added_tokens"] : nlohmann::json::array();
-    for (const auto& token : added) max_id = std::max(max_id, static_cast<token_id>(token.at("id").get<std::int64_t>()));
+    for (const auto& token : added) max_id = std::max(max_id, token.at("id").get<std::int64_t>());
+    if (max_id >= (std::int64_t{1} << 24))
+      throw io_error(detail::concat(origin, ": token id ", max_id, " is implausibly large (limit 2^24)"));
     token_bytes_.assign(static_cast<std::size_t>(max_id + 1), std::string());
     has_token_.assign(static_cast<std::size_t>(max_id + 1), false);
-    vocab_.reserve(vocab.size());
-    for (const auto& [spelling, id] : spelled) {
-      std::string bytes;
+    vocab_.reserve(file.vocab.size());
+    std::string bytes;
+    for (const auto& entry : file.vocab) {
+      const std::string_view spelling = file.view(entry.token);
+      const auto id = static_cast<std::size_t>(entry.id);
+      if (has_token_[id]) throw io_error(detail::concat(origin, ": id ", id, " appears twice in model.vocab"));
+      bytes.clear();
       // A spelling outside the byte-level alphabet cannot come out of the merges; it still
       // decodes, to its own text.
-      if (!byte_level_to_bytes(spelling, bytes)) bytes.assign(spelling);
-      else vocab_.emplace(bytes, id);
-      if (has_token_[static_cast<std::size_t>(id)])
-        throw io_error(detail::concat(origin, ": id ", id, " appears twice in model.vocab"));
-      token_bytes_[static_cast<std::size_t>(id)] = std::move(bytes);
-      has_token_[static_cast<std::size_t>(id)] = true;
+      if (byte_level_to_bytes(spelling, bytes)) vocab_.insert_or_assign(bytes, static_cast<token_id>(id));
+      else bytes.assign(spelling);
+      token_bytes_[id] = bytes;
+      has_token_[id] = true;
     }
     for (int b = 0; b < 256; ++b) {
-      const auto it = vocab_.find(std::string(1, static_cast<char>(b)));
-      if (it == vocab_.end())
+      const char byte = static_cast<char>(b);
+      const token_id* id = vocab_.find(std::string_view(&byte, 1));
+      if (!id)
         throw io_error(detail::concat(origin, ": model.vocab lacks the byte-level token of byte 0x", std::hex, b,
                                       ": not a byte-level BPE vocabulary"));
-      byte_ids_[static_cast<std::size_t>(b)] = it->second;
+      byte_ids_[static_cast<std::size_t>(b)] = *id;
     }
 
-    // Merges: "left right" strings or [left, right] pairs; a later duplicate wins, as in
-    // Hugging Face tokenizers.
-    const auto& merges = model.at("merges");
-    merges_.reserve(merges.size());
+    // Merges in rank order; a later duplicate wins, as in Hugging Face tokenizers.
+    merges_.reserve(file.merges.size());
     std::string joined;
     std::int32_t rank = 0;
-    for (const auto& merge : merges) {
-      std::string_view left, right;
-      if (merge.is_string()) {
-        const std::string& s = merge.get_ref<const std::string&>();
-        const std::size_t space = s.find(' ', 1);
-        if (space == std::string::npos)
-          throw io_error(detail::concat(origin, ": model.merges[", rank, "] = \"", s, "\" is not \"left right\""));
-        left = std::string_view(s).substr(0, space);
-        right = std::string_view(s).substr(space + 1);
-      } else if (merge.is_array() && merge.size() == 2) {
-        left = merge[0].get_ref<const std::string&>();
-        right = merge[1].get_ref<const std::string&>();
-      } else {
-        throw io_error(detail::concat(origin, ": model.merges[", rank, "] is neither a string nor a pair"));
-      }
+    for (const auto& [l, r] : file.merges) {
+      const std::string_view left = file.view(l), right = file.view(r);
       joined.assign(left).append(right);
-      const auto l = spelled.find(left), r = spelled.find(right), j = spelled.find(joined);
-      if (l == spelled.end() || r == spelled.end() || j == spelled.end())
+      const token_id* left_id = spelled.find(left);
+      const token_id* right_id = spelled.find(right);
+      const token_id* joined_id = spelled.find(joined);
+      if (!left_id || !right_id || !joined_id)
         throw io_error(detail::concat(origin, ": model.merges[", rank, "] (\"", left, "\", \"", right,
                                       "\") uses a token missing from model.vocab"));
-      merges_.set(l->second, r->second, {rank, j->second});
+      merges_.set(*left_id, *right_id, {rank, *joined_id});
       ++rank;
     }
 
@@ -413,21 +386,24 @@ class bpe_tokenizer final : public tokenizer {
       added_first_byte_[static_cast<unsigned char>(t.content[0])] = true;
       if (std::find(added_lengths_.begin(), added_lengths_.end(), t.content.size()) == added_lengths_.end())
         added_lengths_.push_back(t.content.size());
-      if (added_index_.emplace(t.content, added_tokens_.size()).second) added_tokens_.push_back(std::move(t));
+      if (!added_index_.find(t.content)) {
+        added_index_.insert_or_assign(t.content, added_tokens_.size());
+        added_tokens_.push_back(std::move(t));
+      }
     }
     std::sort(added_lengths_.begin(), added_lengths_.end(), std::greater<>());
   }
 
   std::vector<std::string> token_bytes_;          // id -> the bytes it decodes to
   std::vector<bool> has_token_;                   // id -> whether the id is used
-  detail::string_map<token_id> vocab_;            // model vocabulary by bytes
+  detail::string_table<token_id> vocab_;          // model vocabulary by bytes
   std::array<token_id, 256> byte_ids_{};          // id of each single byte
   merge_table merges_;
   bool ignore_merges_ = false;
   std::vector<split_regex> splits_;               // applied in order, each splitting the last's pieces
   bool add_prefix_space_ = false;
   std::vector<added_token> added_tokens_;
-  detail::string_map<std::size_t> added_index_;   // content -> index in added_tokens_
+  detail::string_table<std::size_t> added_index_; // content -> index in added_tokens_
   std::vector<std::size_t> added_lengths_;        // distinct content lengths, longest first
   std::array<bool, 256> added_first_byte_{};      // bytes that start some added token
   mutable std::unique_ptr<word_cache> cache_;     // the pre-token cache (see encode)

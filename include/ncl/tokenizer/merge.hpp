@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <limits>
 #include <queue>
-#include <unordered_map>
 #include <vector>
 
+#include "ncl/tokenizer/hash_table.hpp"
 #include "ncl/tokenizer/tokenizer.hpp"
 
 namespace ncl {
@@ -23,13 +23,10 @@ struct merge_rule {
 /// The merge rules keyed by the pair of ids.
 class merge_table {
  public:
-  void set(token_id left, token_id right, merge_rule rule) { rules_[key(left, right)] = rule; }
+  void set(token_id left, token_id right, merge_rule rule) { rules_.insert_or_assign(key(left, right), rule); }
 
   /// The rule for (left, right), or nullptr when the pair never merges.
-  const merge_rule* find(token_id left, token_id right) const {
-    const auto it = rules_.find(key(left, right));
-    return it == rules_.end() ? nullptr : &it->second;
-  }
+  const merge_rule* find(token_id left, token_id right) const { return rules_.find(key(left, right)); }
 
   std::size_t size() const { return rules_.size(); }
   void reserve(std::size_t n) { rules_.reserve(n); }
@@ -38,15 +35,7 @@ class merge_table {
   static std::uint64_t key(token_id left, token_id right) {
     return (std::uint64_t{static_cast<std::uint32_t>(left)} << 32) | static_cast<std::uint32_t>(right);
   }
-  struct mix_hash {  // the pair's two halves are small integers: spread them over the word
-    std::size_t operator()(std::uint64_t k) const {
-      k ^= k >> 29;
-      k *= 0xBF58476D1CE4E5B9ULL;
-      k ^= k >> 32;
-      return static_cast<std::size_t>(k);
-    }
-  };
-  std::unordered_map<std::uint64_t, merge_rule, mix_hash> rules_;
+  detail::u64_table<merge_rule> rules_;
 };
 
 /// The plain reference: rescan all adjacent pairs after every merge. Merges `ids` in place.
