@@ -217,6 +217,8 @@ template <class S>
 class lookup_table {
  public:
   static constexpr index lanes = 16;
+  /// Below this n a chunk is a few microseconds of work, less than waking a second thread.
+  static constexpr std::int64_t parallel_min_n = 32;
 
   /// Throws value_error before allocating if the table would need more than max_bytes.
   explicit lookup_table(std::int64_t n, std::size_t max_bytes = default_dense_max_bytes) : n_(n) {
@@ -264,7 +266,7 @@ class lookup_table {
     o.resize(f.rows(), n_);
     const index chunks = (f.rows() + lanes - 1) / lanes;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (chunks > 1)
+#pragma omp parallel for schedule(static) if (chunks > 1 && n_ >= parallel_min_n)
 #endif
     for (index c = 0; c < chunks; ++c) forward_chunk(o, f, u, v, c * lanes);
   }
@@ -275,7 +277,7 @@ class lookup_table {
     detail::check_backward_args("lookup_table::backward", df, du, dv, dout, f, u, v, n_);
     const index chunks = (f.rows() + lanes - 1) / lanes;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (chunks > 1)
+#pragma omp parallel for schedule(static) if (chunks > 1 && n_ >= parallel_min_n)
 #endif
     for (index c = 0; c < chunks; ++c) backward_chunk(df, du, dv, dout, f, u, v, c * lanes);
   }
