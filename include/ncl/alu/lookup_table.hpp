@@ -239,12 +239,13 @@ class lookup_table {
     }
     const auto size = static_cast<std::int32_t>(n);
     for (index i = 0; i < table_op_columns; ++i) {
+      const bool listed = cyclic_sign(i) == 0;  // the cyclic ops need no lists
       for (std::int32_t j = 0; j < size; ++j) {  // by_j_: x = dout by l, y = v by k
-        by_j_.add_sequence(size, [&](std::int32_t k) { return result_index(i, j, k); });
+        if (listed) by_j_.add_sequence(size, [&](std::int32_t k) { return result_index(i, j, k); });
         by_j_.close_group();
       }
       for (std::int32_t k = 0; k < size; ++k) {  // by_k_: x = dout by l, y = u by j
-        by_k_.add_sequence(size, [&](std::int32_t j) { return result_index(i, j, k); });
+        if (listed) by_k_.add_sequence(size, [&](std::int32_t j) { return result_index(i, j, k); });
         by_k_.close_group();
       }
     }
@@ -438,6 +439,53 @@ class lookup_table {
     return (acc0 + acc1) + (acc2 + acc3);
   }
 
+  /// ADD (op(j, k) = j + k) and SUB (j - k) mod n have circulant tables: their sums are
+  /// cyclic convolutions, computed without lists and `cyclic_block` outputs at a time, so
+  /// each x[q] loaded serves cyclic_block multiply-adds. +1 for ADD, -1 for SUB, else 0.
+  static constexpr index cyclic_block = 8;
+  static int cyclic_sign(index i) {
+    const opcode op = table_ops[static_cast<std::size_t>(i)];
+    return op == opcode::ADD ? 1 : op == opcode::SUB ? -1 : 0;
+  }
+
+  /// For p in [0, n): out[p] += coef * c_p, or out[p] = c_p without coef, where
+  /// c_p = sum_q x[q] y[(sp p + sq q) mod n] and y2 (2n, W) holds y twice, so the rows for
+  /// p0 .. p0 + cyclic_block - 1 are contiguous (ascending for sp = 1, descending for -1).
+  template <int sp>
+  static void cyclic_contract(S* out, const S* coef, const S* x, const S* y2, index n, int sq) {
+    constexpr index R = cyclic_block;
+    for (index p0 = 0; p0 < n; p0 += R) {
+      const index rows = std::min(R, n - p0);
+      lane_values acc[R];
+      for (index r = 0; r < R; ++r) acc[r].setZero();
+      index s = ((sp * p0) % n + n) % n;  // (sp p0 + sq q) mod n, for q = 0
+      for (index q = 0; q < n; ++q) {
+        const lanes_view xq(x + q * W);
+        const S* base = y2 + (sp > 0 ? s : s + n) * W;
+        if (rows == R) {
+          for (index r = 0; r < R; ++r) acc[r] += xq * lanes_view(base + sp * r * W);
+        } else {
+          for (index r = 0; r < rows; ++r) acc[r] += xq * lanes_view(base + sp * r * W);
+        }
+        s += sq;
+        if (s == n) s = 0;
+        if (s < 0) s = n - 1;
+      }
+      for (index r = 0; r < rows; ++r) {
+        if (coef != nullptr) {
+          lanes_ref(out + (p0 + r) * W) += lanes_view(coef) * acc[r];
+        } else {
+          lanes_ref(out + (p0 + r) * W) = acc[r];
+        }
+      }
+    }
+  }
+  /// y2 (2n, W): y (n, W) twice.
+  static void repeat_twice(S* y2, const S* y, index n) {
+    std::copy(y, y + n * W, y2);
+    std::copy(y, y + n * W, y2 + n * W);
+  }
+
   void forward_chunk(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
                      index b0) const {
     const index n = n_;
@@ -446,9 +494,19 @@ class lookup_table {
     gather(ut.row(0), u, b0);
     gather(vt.row(0), v, b0);
     prefix_sums(v_prefix.row(0), vt.row(0), n);
+    chunk v2(2 * n);
+    repeat_twice(v2.row(0), vt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
       const lanes_view fi(ft.row(i));
       if ((fi == S(0)).all()) continue;  // an op no lane uses adds nothing: skip its table
+      if (cyclic_sign(i) > 0) {  // o_l += f_i sum_j u_j v_{l - j}
+        cyclic_contract<1>(ot.row(0), ft.row(i), ut.row(0), v2.row(0), n, -1);
+        continue;
+      }
+      if (cyclic_sign(i) < 0) {  // o_l += f_i sum_j u_j v_{j - l}
+        cyclic_contract<-1>(ot.row(0), ft.row(i), ut.row(0), v2.row(0), n, 1);
+        continue;
+      }
       for (index l = 0; l < n; ++l) {
         const auto group = static_cast<std::size_t>(i * n + l);
         lanes_ref(ot.row(l)) += fi * contract(by_result_, group, ut.row(0), vt.row(0), v_prefix.row(0));
@@ -469,17 +527,36 @@ class lookup_table {
     gather(gt.row(0), dout, b0);
     prefix_sums(u_prefix.row(0), ut.row(0), n);
     prefix_sums(v_prefix.row(0), vt.row(0), n);
+    chunk g2(2 * n), g_v(n);
+    repeat_twice(g2.row(0), gt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
       const lanes_view fi(ft.row(i));
+      const int sign = cyclic_sign(i);
+      if (sign > 0) {  // g_v_j = sum_k dout_{j + k} v_k
+        cyclic_contract<1>(g_v.row(0), nullptr, vt.row(0), g2.row(0), n, 1);
+      } else if (sign < 0) {  // g_v_j = sum_k dout_{j - k} v_k
+        cyclic_contract<1>(g_v.row(0), nullptr, vt.row(0), g2.row(0), n, -1);
+      } else {  // g_v_j = sum_k dout_{op(j,k)} v_k
+        for (index j = 0; j < n; ++j) {
+          lanes_ref(g_v.row(j)) = contract(by_j_, static_cast<std::size_t>(i * n + j), gt.row(0),
+                                           vt.row(0), v_prefix.row(0));
+        }
+      }
       lane_values dfi = lane_values::Zero();
-      for (index j = 0; j < n; ++j) {  // sum_k dout_{op(j,k)} v_k
-        const lane_values g_v =
-            contract(by_j_, static_cast<std::size_t>(i * n + j), gt.row(0), vt.row(0), v_prefix.row(0));
-        lanes_ref(dut.row(j)) += fi * g_v;
-        dfi += lanes_view(ut.row(j)) * g_v;
+      for (index j = 0; j < n; ++j) {
+        lanes_ref(dut.row(j)) += fi * lanes_view(g_v.row(j));
+        dfi += lanes_view(ut.row(j)) * lanes_view(g_v.row(j));
       }
       lanes_ref(dft.row(i)) += dfi;
       if ((fi == S(0)).all()) continue;  // dv gets f_i times the sums below: nothing
+      if (sign > 0) {  // dv_k += f_i sum_j dout_{j + k} u_j
+        cyclic_contract<1>(dvt.row(0), ft.row(i), ut.row(0), g2.row(0), n, 1);
+        continue;
+      }
+      if (sign < 0) {  // dv_k += f_i sum_j dout_{j - k} u_j
+        cyclic_contract<-1>(dvt.row(0), ft.row(i), ut.row(0), g2.row(0), n, 1);
+        continue;
+      }
       for (index k = 0; k < n; ++k) {  // sum_j dout_{op(j,k)} u_j
         const lane_values g_u =
             contract(by_k_, static_cast<std::size_t>(i * n + k), gt.row(0), ut.row(0), u_prefix.row(0));
