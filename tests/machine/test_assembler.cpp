@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
+#include "ncl/core/rng.hpp"
 #include "ncl/machine/assembler.hpp"
 
 using namespace ncl::machine;
@@ -141,7 +143,11 @@ TEST_CASE("assembler: every error kind names FILE:LINE:COL", "[machine][assemble
     check_error("x: JMP r1\n", 1, 8, "operand 1 of JMP must be a label or a line number");
     check_error("x: ADD r1, x, r2\n", 1, 12, "must be a register, got a label");
   }
-  SECTION("malformed operand") { check_error("  SET r1, 3x\n", 1, 11, "malformed operand '3x'"); }
+  SECTION("malformed operand") {
+    check_error("  SET r1, 3x\n", 1, 11, "malformed operand '3x'");
+    check_error("  ADD r1, r2 r3\n", 1, 11, "missing ',' between operands in 'r2 r3'");
+    check_error("  SET r1, #4\n", 1, 11, "malformed operand '#4'");
+  }
   SECTION("undefined label") { check_error("  NOP\n  JMP nowhere\n", 2, 7, "undefined label 'nowhere'"); }
   SECTION("duplicate label") {
     check_error("a: NOP\n  NOP\n  a: HALT\n", 3, 3, "duplicate label 'a' (first defined at t.s:1:1)");
@@ -179,4 +185,36 @@ TEST_CASE("assembler: reading files", "[machine][assembler]") {
   CHECK_THROWS_AS(assemble_files({dir + "no_such_file.s"}, default_shape()), ncl::io_error);
   CHECK(format_instruction(p.lines[1], default_shape(), "done") == "JZ r0, done");
   CHECK(format_instruction(instruction{opcode::WRITE, 0, 6, 2, 0}, default_shape()) == "WRITE sp, r2");
+}
+
+TEST_CASE("assembler: random text either assembles or raises parse_error", "[machine][assembler]") {
+  const std::vector<std::string> pieces{"SET", "add", "JMP", "PUSH", "ret", "r0", "r7", "r8", "sp",
+                                        "RA", "x:", "loop", ":", ",", " ", "\t", "7", "-3", "31",
+                                        "32", "99999999999999999999", ";", "\r", "x", "loop:", "r",
+                                        "\xc3\xa9", "#", "..", "_a.b", "HALT", "CALL", "0"};
+  ncl::rng random(1234);
+  int assembled = 0, rejected = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    std::string text;
+    const auto lines = random.integer(1, 7);
+    for (std::int64_t l = 0; l < lines; ++l) {
+      const auto count = random.integer(0, 7);
+      for (std::int64_t k = 0; k < count; ++k) {
+        text += pieces[static_cast<std::size_t>(random.integer(0, static_cast<std::int64_t>(pieces.size())))];
+        if (random.uniform() < 0.5) text += " ";
+      }
+      text += "\n";
+    }
+    try {
+      const auto p = assemble(text, machine_shape{});
+      CHECK(static_cast<std::int64_t>(p.lines.size()) <= 32);
+      ++assembled;
+    } catch (const ncl::parse_error& e) {
+      CHECK(e.line() >= 1);
+      CHECK(e.column() >= 1);
+      ++rejected;
+    }
+  }
+  CHECK(assembled > 0);
+  CHECK(rejected > 0);
 }

@@ -346,6 +346,9 @@ class assembler {
       out.label = token;
       return out;
     }
+    if (token.find_first_of(" \t") != std::string::npos) {
+      fail(where, col, concat("missing ',' between operands in '", token, "'"));
+    }
     fail(where, col, concat("malformed operand '", token, "'"));
   }
 
