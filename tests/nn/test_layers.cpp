@@ -173,6 +173,47 @@ TEST_CASE("attention: causal (later tokens do not change earlier outputs), rows 
   CHECK_THROWS_AS((ncl::nn::attention_shape{1, 5, 3, 2, 4}.validate()), ncl::value_error);
 }
 
+TEST_CASE("attention: the last Tq queries equal the full attention's last rows, gradient check", "[nn][attention]") {
+  const ncl::nn::attention_shape full{2, 5, 4, 2, 3};
+  ncl::nn::attention_shape part = full;
+  part.queries = 2;
+  const Index N = full.B * full.T, HD = full.H * full.D;
+  vec qkv = random_vec(N * full.qkv_stride(), 21);
+  vec y(N * HD), att(full.B * full.H * full.T * full.T);
+  ncl::nn::attention_forward(y.data(), att.data(), qkv.data(), full);
+  vec yq(full.B * 2 * HD), attq(full.B * full.H * 2 * full.T);
+  ncl::nn::attention_forward(yq.data(), attq.data(), qkv.data(), part);
+  for (Index b = 0; b < full.B; ++b) {
+    for (Index i = 0; i < 2 * HD; ++i) CHECK(yq[b * 2 * HD + i] == y[(b * full.T + 3) * HD + i]);
+  }
+  // the gradient equals the full backward's with dout zero outside the query rows
+  vec dyq = random_vec(yq.size(), 22), dy(y.size(), 0.0);
+  for (Index b = 0; b < full.B; ++b) {
+    for (Index i = 0; i < 2 * HD; ++i) dy[(b * full.T + 3) * HD + i] = dyq[b * 2 * HD + i];
+  }
+  vec dq_full(qkv.size()), dq_part(qkv.size());
+  ncl::nn::attention_backward(dq_full.data(), dy.data(), qkv.data(), att.data(), full);
+  ncl::nn::attention_backward(dq_part.data(), dyq.data(), qkv.data(), attq.data(), part);
+  for (std::size_t i = 0; i < qkv.size(); ++i) CHECK(dq_part[i] == Approx(dq_full[i]).margin(1e-14));
+  auto fwd = [&] {
+    vec out(yq.size()), a(attq.size());
+    ncl::nn::attention_forward(out.data(), a.data(), qkv.data(), part);
+    return out;
+  };
+  auto bwd = [&](std::span<const double> dout) {
+    vec out(yq.size()), a(attq.size()), d(qkv.size());
+    ncl::nn::attention_forward(out.data(), a.data(), qkv.data(), part);
+    ncl::nn::attention_backward(d.data(), dout.data(), qkv.data(), a.data(), part);
+    return std::vector<vec>{d};
+  };
+  ncl::gradcheck_options opt;
+  opt.samples_per_input = 200;
+  opt.atol = 1e-8;
+  require_ok(ncl::gradcheck({{"qkv", qkv}}, fwd, bwd, opt));
+  part.queries = 6;
+  CHECK_THROWS_AS(part.validate(), ncl::value_error);
+}
+
 TEST_CASE("embedding: lookup, scatter-add backward, bad tokens", "[nn][embedding]") {
   const Index V = 5, C = 3, N = 4;
   vec w = random_vec(V * C, 12);

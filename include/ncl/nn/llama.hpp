@@ -6,7 +6,10 @@
 //
 // Parameters live in a train::parameter_set under Hugging Face's LLaMA names
 // (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight, ..., lm_head.weight),
-// so checkpoints interchange with PyTorch. The embedding is a sparse_rows parameter: its
+// so checkpoints interchange with PyTorch. Since the loss reads only the last position, the
+// final layer computes everything after its attention (output projection, residual,
+// feed-forward) for the B last-position rows alone; keys and values still span every position.
+// The results are those of the full computation (tests/nn/test_llama.cpp checks against PyTorch). The embedding is a sparse_rows parameter: its
 // gradient touches only the rows of tokens in the batch.
 #pragma once
 
@@ -14,6 +17,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ncl/core/error.hpp"
@@ -139,38 +143,38 @@ class llama {
     const index N = B * T, C = c.dim, F = c.ffn_dim, H = c.n_heads, D = c.head_dim();
     const index QKV = (H + 2 * c.n_kv_heads) * D, O = c.output_size;
     const S eps = static_cast<S>(c.norm_eps);
-    const attention_shape ash{B, T, H, c.n_kv_heads, D};
 
     embedding_forward(resid_.data(), tokens_.data(), w(embed_), N, C, c.vocab_size);  // (N, C)
     for (index l = 0; l < c.n_layers; ++l) {
       const auto& ids = layers_[static_cast<std::size_t>(l)];
+      // The loss reads the last position only, so after the final layer's attention (whose
+      // keys and values need every position) only the B last-position rows are computed.
+      const index Tq = (l == c.n_layers - 1) ? 1 : T, R = B * Tq;  // rows after attention
       S* x = resid_.data() + l * N * C;  // (N, C) block input
       S* xn1 = xn1_.data() + l * N * C;
       S* qkv = qkv_.data() + l * N * QKV;  // (N, QKV), q and k rotated
-      S* att = att_.data() + l * B * H * T * T;  // (B, H, T, T)
-      S* y = y_.data() + l * N * H * D;  // (N, H D)
-      S* mid = mid_.data() + l * N * C;  // (N, C) after the attention residual
-      S* xn2 = xn2_.data() + l * N * C;
-      S* gu = gu_.data() + l * N * 2 * F;  // (N, 2F)
-      S* h = h_.data() + l * N * F;  // (N, F)
+      S* att = att_.data() + l * B * H * T * T;  // (B, H, Tq, T)
+      S* y = y_.data() + l * N * H * D;  // (R, H D)
+      S* mid = mid_.data() + l * N * C;  // (R, C) after the attention residual
+      S* xn2 = xn2_.data() + l * N * C;  // (R, C)
+      S* gu = gu_.data() + l * N * 2 * F;  // (R, 2F)
+      S* h = h_.data() + l * N * F;  // (R, F)
+      S* out = resid_.data() + (l + 1) * N * C;  // (R, C)
       rmsnorm_forward(xn1, rstd1_.data() + l * N, x, w(ids.attn_norm), N, C, eps);
       linear_forward(qkv, xn1, w(ids.q), N, C, QKV);
       rope_forward(qkv, qkv, rope_, N, T, H + c.n_kv_heads, QKV);
-      attention_forward(y, att, qkv, ash);
-      linear_forward(mid, y, w(ids.o), N, H * D, C);
-      add_into(mid, x, N * C);
-      rmsnorm_forward(xn2, rstd2_.data() + l * N, mid, w(ids.ffn_norm), N, C, eps);
-      linear_forward(gu, xn2, w(ids.gate), N, C, 2 * F);
-      swiglu_forward(h, gu, N, F);
-      S* out = resid_.data() + (l + 1) * N * C;
-      linear_forward(out, h, w(ids.down), N, F, C);
-      add_into(out, mid, N * C);
+      attention_forward(y, att, qkv, attention_shape{B, T, H, c.n_kv_heads, D, Tq});
+      linear_forward(mid, y, w(ids.o), R, H * D, C);
+      add_query_rows(mid, x, B, T, Tq, C);
+      rmsnorm_forward(xn2, rstd2_.data() + l * N, mid, w(ids.ffn_norm), R, C, eps);
+      linear_forward(gu, xn2, w(ids.gate), R, C, 2 * F);
+      swiglu_forward(h, gu, R, F);
+      linear_forward(out, h, w(ids.down), R, F, C);
+      for (index i = 0; i < R * C; ++i) out[i] += mid[i];
     }
-    const S* x_final = resid_.data() + c.n_layers * N * C;
-    for (index b = 0; b < B; ++b) {  // the last position of each sequence: (B, C)
-      std::copy_n(x_final + (b * T + T - 1) * C, C, last_.data() + b * C);
-    }
-    rmsnorm_forward(lastn_.data(), rstdf_.data(), last_.data(), w(norm_), B, C, eps);
+    // the final layer's output: (B, C), one row per sequence's last position
+    const S* last = resid_.data() + c.n_layers * N * C;
+    rmsnorm_forward(lastn_.data(), rstdf_.data(), last, w(norm_), B, C, eps);
     linear_forward(logits_.data(), lastn_.data(), w(head_), B, C, O);  // (B, O)
     const S loss = cross_entropy_forward(probs_.data(), logits_.data(), targets_.data(), B, O);
     have_forward_ = true;
@@ -188,21 +192,17 @@ class llama {
     if (!have_forward_) throw value_error("llama::backward: no successful forward to differentiate");
     const index N = B * T, C = c.dim, F = c.ffn_dim, H = c.n_heads, D = c.head_dim();
     const index QKV = (H + 2 * c.n_kv_heads) * D, O = c.output_size;
-    const attention_shape ash{B, T, H, c.n_kv_heads, D};
 
     std::fill(dlogits_.begin(), dlogits_.end(), S(0));
     cross_entropy_backward(dlogits_.data(), probs_.data(), targets_.data(), B, O, dloss);
     std::fill(dlastn_.begin(), dlastn_.end(), S(0));
     linear_backward(dlastn_.data(), g(head_), dlogits_.data(), lastn_.data(), w(head_), B, C, O);
-    std::fill(dlast_.begin(), dlast_.end(), S(0));
-    rmsnorm_backward(dlast_.data(), g(norm_), dlastn_.data(), last_.data(), w(norm_),
-                     rstdf_.data(), B, C);
-    std::fill(dresid_.begin(), dresid_.end(), S(0));  // (N, C) d loss / d residual stream
-    for (index b = 0; b < B; ++b) {
-      std::copy_n(dlast_.data() + b * C, C, dresid_.data() + (b * T + T - 1) * C);
-    }
+    zero(dresid_);  // d loss / d the current layer's output, (R, C)
+    rmsnorm_backward(dresid_.data(), g(norm_), dlastn_.data(), resid_.data() + c.n_layers * N * C,
+                     w(norm_), rstdf_.data(), B, C);
     for (index l = c.n_layers - 1; l >= 0; --l) {
       const auto& ids = layers_[static_cast<std::size_t>(l)];
+      const index Tq = (l == c.n_layers - 1) ? 1 : T, R = B * Tq;
       const S* x = resid_.data() + l * N * C;
       const S* xn1 = xn1_.data() + l * N * C;
       const S* qkv = qkv_.data() + l * N * QKV;
@@ -212,20 +212,21 @@ class llama {
       const S* xn2 = xn2_.data() + l * N * C;
       const S* gu = gu_.data() + l * N * 2 * F;
       const S* h = h_.data() + l * N * F;
-      // feed-forward: out = mid + down(swiglu(gate_up(norm(mid)))); dresid holds d out
+      // feed-forward: out = mid + down(swiglu(gate_up(norm(mid)))); dresid holds d out (R, C)
       zero(dh_);
-      linear_backward(dh_.data(), g(ids.down), dresid_.data(), h, w(ids.down), N, F, C);
+      linear_backward(dh_.data(), g(ids.down), dresid_.data(), h, w(ids.down), R, F, C);
       zero(dgu_);
-      swiglu_backward(dgu_.data(), dh_.data(), gu, N, F);
+      swiglu_backward(dgu_.data(), dh_.data(), gu, R, F);
       zero(dxn_);
-      linear_backward(dxn_.data(), g(ids.gate), dgu_.data(), xn2, w(ids.gate), N, C, 2 * F);
+      linear_backward(dxn_.data(), g(ids.gate), dgu_.data(), xn2, w(ids.gate), R, C, 2 * F);
       rmsnorm_backward(dresid_.data(), g(ids.ffn_norm), dxn_.data(), mid, w(ids.ffn_norm),
-                       rstd2_.data() + l * N, N, C);
-      // attention: mid = x + o(attention(rope(qkv(norm(x))))); dresid holds d mid
+                       rstd2_.data() + l * N, R, C);
+      // attention: mid = x + o(attention(rope(qkv(norm(x))))); dresid holds d mid (R, C)
       zero(dy_);
-      linear_backward(dy_.data(), g(ids.o), dresid_.data(), y, w(ids.o), N, H * D, C);
+      linear_backward(dy_.data(), g(ids.o), dresid_.data(), y, w(ids.o), R, H * D, C);
       zero(dqkv_rot_);
-      attention_backward(dqkv_rot_.data(), dy_.data(), qkv, att, ash);
+      attention_backward(dqkv_rot_.data(), dy_.data(), qkv, att,
+                         attention_shape{B, T, H, c.n_kv_heads, D, Tq});
       zero(dqkv_);
       rope_backward(dqkv_.data(), dqkv_rot_.data(), rope_, N, T, H + c.n_kv_heads, QKV);
       const index v_begin = (H + c.n_kv_heads) * D;
@@ -234,8 +235,12 @@ class llama {
       }
       zero(dxn_);
       linear_backward(dxn_.data(), g(ids.q), dqkv_.data(), xn1, w(ids.q), N, C, QKV);
-      rmsnorm_backward(dresid_.data(), g(ids.attn_norm), dxn_.data(), x, w(ids.attn_norm),
+      // d x (N, C) = the residual's d mid at the query rows + the attention norm's part
+      zero(dnext_);
+      add_query_rows_backward(dnext_.data(), dresid_.data(), B, T, Tq, C);
+      rmsnorm_backward(dnext_.data(), g(ids.attn_norm), dxn_.data(), x, w(ids.attn_norm),
                        rstd1_.data() + l * N, N, C);
+      std::swap(dresid_, dnext_);
     }
     embedding_backward(g(embed_), dresid_.data(), tokens_.data(), N, C);
     if (config_.sparse_embedding) {
@@ -247,8 +252,21 @@ class llama {
   S* w(std::size_t p) { return params_.value(p).data(); }
   S* g(std::size_t p) { return params_.grad(p).data(); }
   static void zero(std::vector<S>& v) { std::fill(v.begin(), v.end(), S(0)); }
-  static void add_into(S* out, const S* inp, index n) {
-    for (index i = 0; i < n; ++i) out[i] += inp[i];
+  // out (B Tq, C) += x at the last Tq positions of each sequence, x (B T, C).
+  static void add_query_rows(S* out, const S* x, index B, index T, index Tq, index C) {
+    for (index b = 0; b < B; ++b) {
+      const S* src = x + (b * T + T - Tq) * C;
+      S* dst = out + b * Tq * C;
+      for (index i = 0; i < Tq * C; ++i) dst[i] += src[i];
+    }
+  }
+  // dx (B T, C) += dout (B Tq, C) at the last Tq positions of each sequence.
+  static void add_query_rows_backward(S* dx, const S* dout, index B, index T, index Tq, index C) {
+    for (index b = 0; b < B; ++b) {
+      const S* src = dout + b * Tq * C;
+      S* dst = dx + (b * T + T - Tq) * C;
+      for (index i = 0; i < Tq * C; ++i) dst[i] += src[i];
+    }
   }
 
   // The fused GEMMs need q|k|v and gate|up back to back in the parameter buffer.
@@ -286,15 +304,14 @@ class llama {
     size(rstd2_, L * N);
     size(gu_, L * N * 2 * F);
     size(h_, L * N * F);
-    size(last_, B * C);
     size(lastn_, B * C);
     size(rstdf_, B);
     size(logits_, B * O);
     size(probs_, B * O);
     size(dlogits_, B * O);
     size(dlastn_, B * C);
-    size(dlast_, B * C);
     size(dresid_, N * C);
+    size(dnext_, N * C);
     size(dh_, N * F);
     size(dgu_, N * 2 * F);
     size(dxn_, N * C);
@@ -314,8 +331,8 @@ class llama {
   bool have_forward_ = false;
   std::vector<std::int32_t> tokens_, targets_;
   std::vector<S> resid_, xn1_, rstd1_, qkv_, att_, y_, mid_, xn2_, rstd2_, gu_, h_;
-  std::vector<S> last_, lastn_, rstdf_, logits_, probs_;
-  std::vector<S> dlogits_, dlastn_, dlast_, dresid_, dh_, dgu_, dxn_, dy_, dqkv_rot_, dqkv_;
+  std::vector<S> lastn_, rstdf_, logits_, probs_;
+  std::vector<S> dlogits_, dlastn_, dresid_, dnext_, dh_, dgu_, dxn_, dy_, dqkv_rot_, dqkv_;
 };
 
 }  // namespace ncl::nn
