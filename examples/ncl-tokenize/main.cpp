@@ -43,14 +43,26 @@ std::vector<ncl::token_id> parse_ids(std::string_view line, std::size_t line_num
   return ids;
 }
 
-void run_line(const ncl::tokenizer& tok, bool decode, std::string_view line, std::size_t line_number) {
+// `source` names the input in messages: "stdin line" or "argument".
+void run_line(const ncl::tokenizer& tok, bool decode, std::string_view line, const char* source,
+              std::size_t line_number) {
   if (decode) {
-    const std::string text = tok.decode(parse_ids(line, line_number));
+    std::string text;
+    try {
+      text = tok.decode(parse_ids(line, line_number));
+    } catch (const ncl::value_error& e) {
+      throw ncl::value_error(ncl::detail::concat(source, " ", line_number, ": ", e.what()));
+    }
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputc('\n', stdout);
     return;
   }
-  const std::vector<ncl::token_id> ids = tok.encode(line);
+  std::vector<ncl::token_id> ids;
+  try {
+    ids = tok.encode(line);
+  } catch (const ncl::value_error& e) {
+    throw ncl::value_error(ncl::detail::concat(source, " ", line_number, ": ", e.what()));
+  }
   std::string out;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     if (i) out += ' ';
@@ -116,10 +128,10 @@ int main(int argc, char** argv) {
       tok = std::make_unique<ncl::bpe_tokenizer>(ncl::bpe_tokenizer::from_file(path));
     }
     if (!texts.empty()) {
-      for (std::size_t i = 0; i < texts.size(); ++i) run_line(*tok, decode, texts[i], i + 1);
+      for (std::size_t i = 0; i < texts.size(); ++i) run_line(*tok, decode, texts[i], "argument", i + 1);
     } else {
       std::string line;
-      for (std::size_t n = 1; std::getline(std::cin, line); ++n) run_line(*tok, decode, line, n);
+      for (std::size_t n = 1; std::getline(std::cin, line); ++n) run_line(*tok, decode, line, "stdin line", n);
     }
   } catch (const ncl::error& e) {
     std::fflush(stdout);

@@ -79,7 +79,7 @@ TEST_CASE("tiny tokenizer.json loads: vocabulary, merges, added tokens, flags", 
   REQUIRE(tok.pre_tokenizer_regexes().size() == 1);
 }
 
-TEST_CASE("BPE merges by rank, leftmost first; ignore_merges takes whole vocabulary words", "[tokenizer][bpe]") {
+TEST_CASE("BPE merges by rank, leftmost first, and ignore_merges takes whole vocabulary words", "[tokenizer][bpe]") {
   const auto& tok = tiny();
   CHECK(tok.encode("hello") == ids{260});
   CHECK(tok.encode("the") == ids{261});
