@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ncl/core/rng.hpp"
@@ -134,6 +135,26 @@ TEST_CASE("decode(encode(s)) == s for random valid UTF-8", "[tokenizer][bpe]") {
     INFO("text: " << text);
     REQUIRE(tok.decode(tok.encode(text)) == text);
   }
+}
+
+TEST_CASE("concurrent encode calls agree with a single-threaded one", "[tokenizer][bpe]") {
+  // One call at a time owns the pre-token cache; the others encode without it.
+  const auto& tok = tiny();
+  ncl::rng gen(23);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back(random_text(gen, 200));
+  std::vector<ids> expected;
+  for (const auto& t : texts) expected.push_back(tok.encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w)
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < 5; ++round)
+        for (std::size_t i = 0; i < texts.size(); ++i)
+          if (tok.encode(texts[i]) != expected[i]) ++mismatches[static_cast<std::size_t>(w)];
+    });
+  for (auto& t : threads) t.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
 }
 
 TEST_CASE("heap merges equal the plain rescan on random words", "[tokenizer][merge]") {

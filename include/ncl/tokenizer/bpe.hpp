@@ -312,14 +312,23 @@ class bpe_tokenizer final : public tokenizer {
     if (json.contains("pre_tokenizer")) load_pre_tokenizer(json["pre_tokenizer"], origin);
 
     // Vocabulary: byte-level spellings -> ids, kept by spelling only while reading merges.
-    detail::string_table<token_id> spelled;
-    spelled.reserve(file.vocab.size());
+    // As for the merges below, slots are prefetched a few entries ahead of their insertion.
+    constexpr std::size_t ahead = 16;
+    const std::size_t n_vocab = file.vocab.size();
+    std::vector<std::uint64_t> hashes(n_vocab);
     std::int64_t max_id = -1;
-    for (const auto& entry : file.vocab) {
+    for (std::size_t i = 0; i < n_vocab; ++i) {
+      const auto& entry = file.vocab[i];
       if (entry.id < 0)
         throw io_error(detail::concat(origin, ": model.vocab[\"", file.view(entry.token), "\"] = ", entry.id, " is not a valid id"));
-      spelled.insert_or_assign(file.view(entry.token), static_cast<token_id>(entry.id));
+      hashes[i] = detail::hash_bytes(file.view(entry.token));
       max_id = std::max(max_id, entry.id);
+    }
+    detail::string_table<token_id> spelled;
+    spelled.reserve(n_vocab);
+    for (std::size_t i = 0; i < n_vocab; ++i) {
+      if (i + ahead < n_vocab) spelled.prefetch(hashes[i + ahead]);
+      spelled.insert_or_assign(file.view(file.vocab[i].token), static_cast<token_id>(file.vocab[i].id), hashes[i]);
     }
     const auto& added = json.contains("added_tokens") ? json["added_tokens"] : nlohmann::json::array();
     for (const auto& token : added) max_id = std::max(max_id, token.at("id").get<std::int64_t>());
@@ -327,19 +336,25 @@ class bpe_tokenizer final : public tokenizer {
       throw io_error(detail::concat(origin, ": token id ", max_id, " is implausibly large (limit 2^24)"));
     token_bytes_.assign(static_cast<std::size_t>(max_id + 1), std::string());
     has_token_.assign(static_cast<std::size_t>(max_id + 1), false);
-    vocab_.reserve(file.vocab.size());
-    std::string bytes;
-    for (const auto& entry : file.vocab) {
+    std::vector<char> byte_level(n_vocab, 0);  // whether entry i is spelled in the byte-level alphabet
+    for (std::size_t i = 0; i < n_vocab; ++i) {
+      const auto& entry = file.vocab[i];
       const std::string_view spelling = file.view(entry.token);
       const auto id = static_cast<std::size_t>(entry.id);
       if (has_token_[id]) throw io_error(detail::concat(origin, ": id ", id, " appears twice in model.vocab"));
-      bytes.clear();
+      std::string& bytes = token_bytes_[id];
       // A spelling outside the byte-level alphabet cannot come out of the merges; it still
       // decodes, to its own text.
-      if (byte_level_to_bytes(spelling, bytes)) vocab_.insert_or_assign(bytes, static_cast<token_id>(id));
-      else bytes.assign(spelling);
-      token_bytes_[id] = bytes;
+      byte_level[i] = byte_level_to_bytes(spelling, bytes);
+      if (!byte_level[i]) bytes.assign(spelling);
+      hashes[i] = detail::hash_bytes(bytes);
       has_token_[id] = true;
+    }
+    vocab_.reserve(n_vocab);
+    for (std::size_t i = 0; i < n_vocab; ++i) {
+      if (i + ahead < n_vocab) vocab_.prefetch(hashes[i + ahead]);
+      const auto id = static_cast<std::size_t>(file.vocab[i].id);
+      if (byte_level[i]) vocab_.insert_or_assign(token_bytes_[id], static_cast<token_id>(id), hashes[i]);
     }
     for (int b = 0; b < 256; ++b) {
       const char byte = static_cast<char>(b);
@@ -350,21 +365,42 @@ class bpe_tokenizer final : public tokenizer {
       byte_ids_[static_cast<std::size_t>(b)] = *id;
     }
 
-    // Merges in rank order; a later duplicate wins, as in Hugging Face tokenizers.
-    merges_.reserve(file.merges.size());
+    // Merges in rank order; a later duplicate wins, as in Hugging Face tokenizers. The
+    // tables are far bigger than the CPU caches, so the lookups are issued in batches:
+    // hash a merge's three strings first, prefetch their slots, look them up a few merges
+    // later.
+    const std::size_t n_merges = file.merges.size();
+    hashes.assign(3 * n_merges, 0);
     std::string joined;
-    std::int32_t rank = 0;
-    for (const auto& [l, r] : file.merges) {
+    for (std::size_t i = 0; i < n_merges; ++i) {
+      const auto& [l, r] = file.merges[i];
+      joined.assign(file.view(l)).append(file.view(r));
+      hashes[3 * i] = detail::hash_bytes(file.view(l));
+      hashes[3 * i + 1] = detail::hash_bytes(file.view(r));
+      hashes[3 * i + 2] = detail::hash_bytes(joined);
+    }
+    struct resolved {
+      token_id left, right, joined;
+    };
+    std::vector<resolved> ids(n_merges);
+    for (std::size_t i = 0; i < n_merges; ++i) {
+      if (i + ahead < n_merges)
+        for (std::size_t k = 0; k < 3; ++k) spelled.prefetch(hashes[3 * (i + ahead) + k]);
+      const auto& [l, r] = file.merges[i];
       const std::string_view left = file.view(l), right = file.view(r);
       joined.assign(left).append(right);
-      const token_id* left_id = spelled.find(left);
-      const token_id* right_id = spelled.find(right);
-      const token_id* joined_id = spelled.find(joined);
+      const token_id* left_id = spelled.find(left, hashes[3 * i]);
+      const token_id* right_id = spelled.find(right, hashes[3 * i + 1]);
+      const token_id* joined_id = spelled.find(joined, hashes[3 * i + 2]);
       if (!left_id || !right_id || !joined_id)
-        throw io_error(detail::concat(origin, ": model.merges[", rank, "] (\"", left, "\", \"", right,
+        throw io_error(detail::concat(origin, ": model.merges[", i, "] (\"", left, "\", \"", right,
                                       "\") uses a token missing from model.vocab"));
-      merges_.set(*left_id, *right_id, {rank, *joined_id});
-      ++rank;
+      ids[i] = {*left_id, *right_id, *joined_id};
+    }
+    merges_.reserve(n_merges);
+    for (std::size_t i = 0; i < n_merges; ++i) {
+      if (i + ahead < n_merges) merges_.prefetch(ids[i + ahead].left, ids[i + ahead].right);
+      merges_.set(ids[i].left, ids[i].right, {static_cast<std::int32_t>(i), ids[i].joined});
     }
 
     for (const auto& token : added) {

@@ -64,6 +64,12 @@ class string_table {
 
   const V* find(std::string_view key) const { return find(key, hash_bytes(key)); }
 
+  /// Starts loading the slot of hash h into the cache (loops over many keys call this a few
+  /// keys ahead, so the table's cache misses overlap instead of queueing).
+  void prefetch(std::uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[h & mask_]);
+  }
+
   /// find() with the key's hash_bytes() already computed.
   const V* find(std::string_view key, std::uint64_t h) const {
     if (slots_.empty()) return nullptr;
@@ -75,9 +81,11 @@ class string_table {
   }
 
   /// Inserts key -> value, or overwrites the value when the key is present.
-  void insert_or_assign(std::string_view key, const V& value) {
+  void insert_or_assign(std::string_view key, const V& value) { insert_or_assign(key, value, hash_bytes(key)); }
+
+  /// insert_or_assign() with the key's hash_bytes() already computed.
+  void insert_or_assign(std::string_view key, const V& value, std::uint64_t h) {
     if (2 * (size_ + 1) > slots_.size()) rehash(power_of_two_at_least(2 * (size_ + 1)));
-    const std::uint64_t h = hash_bytes(key);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       slot& s = slots_[i];
       if (s.hash == 0) {
@@ -147,6 +155,10 @@ class u64_table {
 
   void reserve(std::size_t n) {
     if (4 * n > 3 * slots_.size()) rehash(power_of_two_at_least(4 * n / 3 + 1));
+  }
+
+  void prefetch(std::uint64_t key) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[mix(key) & mask_]);
   }
 
   const V* find(std::uint64_t key) const {

@@ -24,6 +24,7 @@ struct merge_rule {
 class merge_table {
  public:
   void set(token_id left, token_id right, merge_rule rule) { rules_.insert_or_assign(key(left, right), rule); }
+  void prefetch(token_id left, token_id right) const { rules_.prefetch(key(left, right)); }
 
   /// The rule for (left, right), or nullptr when the pair never merges.
   const merge_rule* find(token_id left, token_id right) const { return rules_.find(key(left, right)); }
