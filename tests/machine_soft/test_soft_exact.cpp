@@ -25,6 +25,8 @@ struct exact_case {
   int seeds = 20;
   int steps = 24;
   ncl::index batch = 4;
+  ncl::index slices = 0;  // 0: the interpreter's choice
+  bool threads = true;    // step the slices on threads (slow on a loaded machine)
 };
 
 /// Runs `seeds` random programs step by step beside the private simulator; returns the first
@@ -32,6 +34,7 @@ struct exact_case {
 template <class S>
 std::string compare_runs(const exact_case& c) {
   ncl::machine::soft_interpreter<S> interpreter(c.shape, c.alu, c.control);
+  interpreter.set_slices(c.slices, c.threads);
   for (int seed = 0; seed < c.seeds; ++seed) {
     ncl::rng random(static_cast<std::uint64_t>(seed) * 7919 + 17);
     const ncl::index programs_count = c.per_element_programs ? c.batch : 1;
@@ -116,6 +119,22 @@ TEST_CASE("soft machine is exact with one program per batch element", "[machine_
   c.seeds = 25;
   check_exact<float>(c);
   check_exact<double>(c);
+}
+
+TEST_CASE("soft machine is exact with the batch split into thread slices", "[machine_soft][exact]") {
+  exact_case c;
+  c.shape = small_shape(12, 5, 7, 10);
+  c.batch = 7;
+  c.slices = 3;
+  c.threads = false;
+  c.seeds = 20;
+  check_exact<float>(c);
+  c.per_element_programs = true;
+  check_exact<double>(c);
+  c.threads = true;  // and once on real threads
+  c.seeds = 2;
+  c.steps = 10;
+  check_exact<float>(c);
 }
 
 TEST_CASE("soft machine is exact with every ALU backend", "[machine_soft][exact]") {

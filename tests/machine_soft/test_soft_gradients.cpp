@@ -87,7 +87,7 @@ std::vector<double> to_vector(const ncl::matrix<double>& m) {
 }
 
 void check_gradients(backend alu, control_mode control, ncl::index batch, bool per_element,
-                     std::uint64_t seed) {
+                     std::uint64_t seed, ncl::index slices = 0) {
   machine_shape shape;
   shape.n = 8;
   shape.registers = 4;
@@ -101,6 +101,7 @@ void check_gradients(backend alu, control_mode control, ncl::index batch, bool p
   soft_state<double> initial = random_soft_state(shape, batch, random);
 
   ncl::machine::soft_interpreter<double> machine(shape, alu, control);
+  machine.set_slices(slices, false);  // slices one after another: threads would only be slower here
   ncl::machine::machine_tape<double> tape;
   auto forward = [&] {
     machine.unroll_forward(tape, initial, std::span<const soft_program<double>>(programs), T);
@@ -157,6 +158,7 @@ TEST_CASE("soft machine gradients match finite differences, per-line control",
     check_gradients(alu, control_mode::per_line, 2, false, 101);
   }
   check_gradients(backend::table, control_mode::per_line, 3, true, 102);
+  check_gradients(backend::table, control_mode::per_line, 3, false, 103, 2);  // thread slices
 }
 
 TEST_CASE("soft machine gradients match finite differences, mean-field control",
@@ -165,4 +167,5 @@ TEST_CASE("soft machine gradients match finite differences, mean-field control",
     check_gradients(alu, control_mode::mean_field, 2, false, 201);
   }
   check_gradients(backend::table, control_mode::mean_field, 3, true, 202);
+  check_gradients(backend::table, control_mode::mean_field, 3, true, 203, 3);
 }

@@ -168,6 +168,18 @@ TEST_CASE("per-element copies of one program equal the shared program", "[machin
     CHECK(imm_sum.isApprox(g_one.programs[0].imm, 1e-12));
     CHECK(op_sum.cwiseAbs().maxCoeff() > 1e-3);
     CHECK(g_many.initial.registers.isApprox(g_one.initial.registers, 1e-12));
+
+    // Split into thread slices, the shared program's per-slice gradients are summed.
+    soft_interpreter<double> sliced(shape, backend::table, control);
+    sliced.set_slices(2);
+    ncl::machine::machine_tape<double> split;
+    sliced.unroll_forward(split, start, shared[0], 8);
+    CHECK(same(one.final_state(), split.final_state(), 1e-13));
+    auto g_split = ncl::machine::machine_gradients<double>::zeros(shape, B, 1);
+    sliced.unroll_backward(g_split, split, dfinal);
+    CHECK(g_split.programs[0].op.isApprox(g_one.programs[0].op, 1e-12));
+    CHECK(g_split.programs[0].a.isApprox(g_one.programs[0].a, 1e-12));
+    CHECK(g_split.initial.memory.isApprox(g_one.initial.memory, 1e-12));
   }
 }
 

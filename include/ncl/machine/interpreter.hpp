@@ -34,6 +34,10 @@
 #include "ncl/machine/registers.hpp"
 #include "ncl/machine/shape.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 namespace ncl::machine {
 
 /// ISA.md step 5: per line (the default) or the paper's mean-field eq. 6 (an ablation).
@@ -117,19 +121,22 @@ class soft_interpreter {
     layout_.n = shape_.n;
   }
 
+  /// Splits the batch into `count` slices (at most B), stepped by separate OpenMP threads
+  /// when `threads`, else one after another; 0, the default, picks one slice per thread
+  /// when the batch is big enough to pay for a fork and join per step.
+  void set_slices(index count, bool threads = true) {
+    if (count < 0) throw value_error(ncl::detail::concat("set_slices: count = ", count, " < 0"));
+    slices_ = count;
+    threaded_ = threads;
+  }
+
   const machine_shape& shape() const { return shape_; }
   control_mode control() const { return control_; }
   alu::backend alu_backend() const { return alu_.kind(); }
 
   /// One ISA step in place for the whole batch; `programs` holds 1 program (shared) or B.
   void step(soft_state<S>& state, std::span<const soft_program<S>> programs) const {
-    check_state("soft_interpreter::step", "state", state, state.batch());
-    detail::packed_programs<S> packed;
-    pack(packed, programs, state.batch(), "soft_interpreter::step");
-    soft_state<S> next;
-    step_cache<S> cache;
-    step_forward(next, cache, state, packed);
-    std::swap(state, next);
+    run(state, programs, 1);
   }
   void step(soft_state<S>& state, const soft_program<S>& program) const {
     step(state, std::span<const soft_program<S>>(&program, 1));
@@ -143,10 +150,11 @@ class soft_interpreter {
     check_steps("soft_interpreter::run", steps);
     detail::packed_programs<S> packed;
     pack(packed, programs, state.batch(), "soft_interpreter::run");
+    auto slices = make_slices(state.batch());
     soft_state<S> next;
     step_cache<S> cache;
     for (std::int64_t t = 0; t < steps; ++t) {
-      step_forward(next, cache, state, packed);
+      forward_all(next, cache, state, packed, slices);
       std::swap(state, next);
       if (all_halted(state)) return t + 1;
     }
@@ -170,8 +178,10 @@ class soft_interpreter {
     if (tape.caches.size() < count) tape.caches.resize(count);
     tape.states[0] = initial;
     tape.steps = 0;
+    auto& slices = tape.workspace.slices;
+    slices = make_slices(initial.batch());
     for (std::size_t t = 0; t < count; ++t) {
-      step_forward(tape.states[t + 1], tape.caches[t], tape.states[t], tape.programs);
+      forward_all(tape.states[t + 1], tape.caches[t], tape.states[t], tape.programs, slices);
       tape.steps = static_cast<std::int64_t>(t + 1);
       if (all_halted(tape.states[t + 1])) break;
     }
@@ -203,23 +213,41 @@ class soft_interpreter {
       check_program("soft_interpreter::unroll_backward", "grads.programs", g);
     }
     auto& ws = tape.workspace;
-    ws.d_packed.resize(static_cast<std::size_t>(programs.count()));
+    auto& slices = ws.slices;
+    slices = make_slices(B);
+    const index buffers = programs.shared() ? static_cast<index>(slices.size()) : programs.count();
+    ws.d_packed.resize(static_cast<std::size_t>(buffers));
     for (auto& d : ws.d_packed) d.setZero(shape_.lines, layout_.width());
+    prepare_backward(ws, B);
     soft_state<S>& dnext = tape.d_next;
     soft_state<S>& dstate = tape.d_state;
     dnext = dfinal;
+    dstate.registers.resize(B, dfinal.registers.cols());
+    dstate.memory.resize(B, dfinal.memory.cols());
+    dstate.counter.resize(B, dfinal.counter.cols());
+    dstate.halted.assign(static_cast<std::size_t>(B), S(0));  // h' does not depend on h
+    const auto slice_count = static_cast<index>(slices.size());
     for (std::int64_t t = tape.steps - 1; t >= 0; --t) {
       const auto i = static_cast<std::size_t>(t);
-      dstate.registers.setZero(B, dfinal.registers.cols());
-      dstate.memory.setZero(B, dfinal.memory.cols());
-      dstate.counter.setZero(B, dfinal.counter.cols());
-      dstate.halted.assign(static_cast<std::size_t>(B), S(0));  // h' does not depend on h
-      step_backward(dstate, ws, dnext, tape.caches[i], tape.states[i], programs);
-      std::swap(dstate, dnext);
+      NCL_MACHINE_PARALLEL_FOR(threaded_ && slice_count > 1)
+      for (index k = 0; k < slice_count; ++k) {
+        auto& slice = slices[static_cast<std::size_t>(k)];
+        dstate.registers.middleRows(slice.begin, slice.rows()).setZero();
+        dstate.memory.middleRows(slice.begin, slice.rows()).setZero();
+        dstate.counter.middleRows(slice.begin, slice.rows()).setZero();
+        step_backward(dstate, ws, dnext, tape.caches[i], tape.states[i], programs, slice);
+      }
+      std::swap(dstate.registers, dnext.registers);
+      std::swap(dstate.memory, dnext.memory);
+      std::swap(dstate.counter, dnext.counter);
+      std::fill(dnext.halted.begin(), dnext.halted.end(), S(0));
     }
     grads.initial.registers += dnext.registers;
     grads.initial.memory += dnext.memory;
     grads.initial.counter += dnext.counter;
+    if (programs.shared()) {
+      for (std::size_t k = 1; k < ws.d_packed.size(); ++k) ws.d_packed[0] += ws.d_packed[k];
+    }
     for (index p = 0; p < programs.count(); ++p) {
       detail::unpack_add(grads.programs[static_cast<std::size_t>(p)],
                          ws.d_packed[static_cast<std::size_t>(p)], layout_);
@@ -274,22 +302,54 @@ class soft_interpreter {
     }
   }
 
-  /// Worth splitting the per-element loops across threads.
-  bool parallel(index batch) const {
-    const index work = shape_.n * (shape_.registers + 2 * shape_.memory + shape_.lines);
-    return batch >= 2 && batch * work >= (index{1} << 15);
+  /// The batch split into one contiguous slice per thread when the work is worth it: each
+  /// thread steps its slice on its own, the ALU included, so a step has one fork and join.
+  std::vector<detail::batch_slice<S>> make_slices(index batch) const {
+    index threads = 1;
+#if defined(_OPENMP)
+    threads = omp_get_max_threads();
+#endif
+    const index work = shape_.n * (shape_.n + shape_.registers + 2 * shape_.memory + shape_.lines);
+    const index wanted = slices_ > 0 ? slices_ : (batch * work >= (index{1} << 16) ? threads : 1);
+    const index count = std::max<index>(1, std::min(wanted, batch));
+    std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
+    for (index k = 0; k < count; ++k) {
+      auto& slice = slices[static_cast<std::size_t>(k)];
+      slice.id = k;
+      slice.begin = batch * k / count;
+      slice.end = batch * (k + 1) / count;
+    }
+    return slices;
   }
 
+  /// One step of every slice.
+  void forward_all(soft_state<S>& next, step_cache<S>& cache, const soft_state<S>& state,
+                   const detail::packed_programs<S>& programs,
+                   std::vector<detail::batch_slice<S>>& slices) const {
+    prepare_forward(next, cache, state.batch());
+    const auto count = static_cast<index>(slices.size());
+    NCL_MACHINE_PARALLEL_FOR(threaded_ && count > 1)
+    for (index k = 0; k < count; ++k) {
+      step_forward(next, cache, state, programs, slices[static_cast<std::size_t>(k)]);
+    }
+  }
+
+  void prepare_forward(soft_state<S>& next, step_cache<S>& cache, index batch) const;
   void step_forward(soft_state<S>& next, step_cache<S>& cache, const soft_state<S>& state,
-                    const detail::packed_programs<S>& programs) const;
+                    const detail::packed_programs<S>& programs,
+                    detail::batch_slice<S>& slice) const;
+  void prepare_backward(backward_workspace<S>& ws, index batch) const;
   void step_backward(soft_state<S>& dstate, backward_workspace<S>& ws, const soft_state<S>& dnext,
                      const step_cache<S>& cache, const soft_state<S>& state,
-                     const detail::packed_programs<S>& programs) const;
+                     const detail::packed_programs<S>& programs,
+                     detail::batch_slice<S>& slice) const;
 
   machine_shape shape_;
   control_mode control_;
   alu::arithmetic_unit<S> alu_;
   detail::program_layout layout_;
+  index slices_ = 0;
+  bool threaded_ = true;
 };
 
 }  // namespace ncl::machine

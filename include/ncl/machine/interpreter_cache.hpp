@@ -67,7 +67,28 @@ struct packed_programs {
   index first(index p) const { return shared() ? 0 : p; }
   index rows(index) const { return shared() ? batch : 1; }
   const matrix<S>& of(index p) const { return fields[static_cast<std::size_t>(p)]; }
-  const matrix<S>& of_row(index b) const { return of(shared() ? 0 : b); }
+
+  /// fn(p, b0, nb) for each program p and its rows [b0, b0 + nb) inside [begin, end).
+  template <class F>
+  void for_each_in(index begin, index end, F&& fn) const {
+    if (shared()) {
+      if (end > begin) fn(index{0}, begin, end - begin);
+    } else {
+      for (index b = begin; b < end; ++b) fn(b, b, index{1});
+    }
+  }
+};
+
+/// A contiguous slice of the batch that one thread steps on its own, with its copies of
+/// the ALU's arguments (the ALU takes whole matrices).
+template <class S>
+struct batch_slice {
+  index begin = 0, end = 0;
+  index id = 0;  // which slice: picks the thread's gradient buffer of a shared program
+  matrix<S> f, u, v, o;         // (rows, 9), (rows, n) x 3
+  matrix<S> df, du, dv, dout;   // backward
+
+  index rows() const { return end - begin; }
 };
 
 template <class S>
@@ -124,7 +145,14 @@ struct backward_workspace {
   matrix<S> dg_halt, dg_jump, dg_jz, dg_jnz, dg_jr;  // (B, L) per line op gradients
   matrix<S> d_zero_test;       // (B, L)
   matrix<S> d_register_zero;   // (B, R)
-  std::vector<matrix<S>> d_packed;  // per program (L, W)
+  // Packed program gradients (L, W): one per program, or for a shared program one per
+  // batch slice (summed at the end), so threads never add into the same buffer.
+  std::vector<matrix<S>> d_packed;
+  std::vector<detail::batch_slice<S>> slices;
+
+  matrix<S>& d_program(const detail::packed_programs<S>& programs, index p, index slice) {
+    return d_packed[static_cast<std::size_t>(programs.shared() ? slice : p)];
+  }
 };
 
 /// A T-step unroll: states[t] is the state before step t, states[steps] the final one.

@@ -58,25 +58,19 @@ control_weights<S> control_scalars(const S* g, S z) {
   return {s, q};
 }
 
-/// Per-line control forward for the whole batch: next (B, L) = c'. Fills cache.register_zero,
-/// zero_test, target_weight, jump_weight, jump_targets, jump_registers.
+/// Per-line control forward for batch rows [begin, end): next (B, L) rows = c'. Fills the
+/// same rows of cache.register_zero, zero_test, target_weight, jump_weight, jump_targets,
+/// jump_registers (already sized (B, .)).
 template <class S>
 void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_state<S>& state,
                               const packed_programs<S>& programs, const program_layout& layout,
-                              bool parallel) {
-  const index B = state.batch(), L = state.counter.cols(), R = layout.R, n = layout.n;
-  cache.register_zero.resize(B, R);
-  for (index b = 0; b < B; ++b) {
+                              index begin, index end) {
+  const index L = state.counter.cols(), R = layout.R, n = layout.n;
+  for (index b = begin; b < end; ++b) {
     for (index r = 0; r < R; ++r) cache.register_zero(b, r) = state.registers(b, r * n);
   }
-  cache.zero_test.resize(B, L);
-  cache.target_weight.resize(B, L);
-  cache.jump_weight.resize(B, L);
-  cache.jump_targets.resize(B, n);
-  cache.jump_registers.resize(B, R);
-  next.setZero(B, L);
-  for (index p = 0; p < programs.count(); ++p) {
-    const index b0 = programs.first(p), nb = programs.rows(p);
+  next.middleRows(begin, end - begin).setZero();
+  programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
     const matrix<S>& P = programs.of(p);
     cache.zero_test.middleRows(b0, nb).noalias() =
         cache.register_zero.middleRows(b0, nb) * P.middleCols(layout.a(), R).transpose();
@@ -95,9 +89,8 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
         cache.target_weight.middleRows(b0, nb) * P.middleCols(layout.imm(), n);
     cache.jump_registers.middleRows(b0, nb).noalias() =
         cache.jump_weight.middleRows(b0, nb) * P.middleCols(layout.a(), R);
-  }
-  NCL_MACHINE_PARALLEL_FOR(parallel)
-  for (index b = 0; b < B; ++b) {
+  });
+  for (index b = begin; b < end; ++b) {
     S* out = next.data() + b * L;
     add_lines(out, cache.jump_targets.data() + b * n, S(1), L, n);
     const S* regs = state.registers.data() + b * R * n;
@@ -108,19 +101,16 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
   }
 }
 
-/// Per-line control backward: dcounter (B, L), dregisters (B, R n) and each program's packed
-/// gradient ws.d_packed[p] (L, W) add the gradients of sum(next * dnext).
+/// Per-line control backward for the slice's rows: dcounter (B, L), dregisters (B, R n) and
+/// the programs' packed gradients (ws.d_program) add the gradients of sum(next * dnext).
 template <class S>
 void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
                                backward_workspace<S>& ws, const matrix<S>& dnext,
                                const step_cache<S>& cache, const soft_state<S>& state,
                                const packed_programs<S>& programs, const program_layout& layout,
-                               bool parallel) {
-  const index B = state.batch(), L = state.counter.cols(), R = layout.R, n = layout.n;
-  ws.d_jump_values.resize(B, n);
-  ws.d_jump_registers.resize(B, R);
-  NCL_MACHINE_PARALLEL_FOR(parallel)
-  for (index b = 0; b < B; ++b) {
+                               const batch_slice<S>& slice) {
+  const index L = state.counter.cols(), R = layout.R, n = layout.n;
+  for (index b = slice.begin; b < slice.end; ++b) {
     S* dvalues = ws.d_jump_values.data() + b * n;
     lines_transpose(dvalues, dnext.data() + b * L, L, n);
     const S* regs = state.registers.data() + b * R * n;
@@ -135,19 +125,14 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
       ws.d_jump_registers(b, r) = dot;
     }
   }
-  for (auto* m : {&ws.d_target_line, &ws.d_jump_line, &ws.dg_halt, &ws.dg_jump, &ws.dg_jz,
-                  &ws.dg_jnz, &ws.dg_jr, &ws.d_zero_test}) {
-    m->resize(B, L);
-  }
-  ws.d_register_zero.resize(B, R);
-  for (index p = 0; p < programs.count(); ++p) {
-    const index b0 = programs.first(p), nb = programs.rows(p);
+  programs.for_each_in(slice.begin, slice.end, [&](index p, index b0, index nb) {
     const matrix<S>& P = programs.of(p);
     const auto a = P.middleCols(layout.a(), R);
     const auto imm = P.middleCols(layout.imm(), n);
     ws.d_target_line.middleRows(b0, nb).noalias() =
         ws.d_jump_values.middleRows(b0, nb) * imm.transpose();
-    ws.d_jump_line.middleRows(b0, nb).noalias() = ws.d_jump_registers.middleRows(b0, nb) * a.transpose();
+    ws.d_jump_line.middleRows(b0, nb).noalias() =
+        ws.d_jump_registers.middleRows(b0, nb) * a.transpose();
     for (index b = b0; b < b0 + nb; ++b) {
       for (index l = 0; l < L; ++l) {
         const S c = state.counter(b, l);
@@ -169,7 +154,7 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
         ws.d_zero_test(b, l) = (ds - dq) * (g[col_jz] - g[col_jnz]);
       }
     }
-    matrix<S>& dP = ws.d_packed[static_cast<std::size_t>(p)];
+    matrix<S>& dP = ws.d_program(programs, p, slice.id);
     for (index l = 0; l < L; ++l) {
       dP(l, col_halt) += ws.dg_halt.col(l).segment(b0, nb).sum();
       dP(l, col_jr) += ws.dg_jr.col(l).segment(b0, nb).sum();
@@ -186,8 +171,8 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
     dP.middleCols(layout.a(), R).noalias() +=
         ws.d_zero_test.middleRows(b0, nb).transpose() * cache.register_zero.middleRows(b0, nb);
     ws.d_register_zero.middleRows(b0, nb).noalias() = ws.d_zero_test.middleRows(b0, nb) * a;
-  }
-  for (index b = 0; b < B; ++b) {
+  });
+  for (index b = slice.begin; b < slice.end; ++b) {
     for (index r = 0; r < R; ++r) dregisters(b, r * n) += ws.d_register_zero(b, r);
   }
 }

@@ -31,15 +31,16 @@ void other_value_ops_forward(S* o, const S* f, const S* k, const S* u, const S* 
                              const S* c, index L, index n) {
   const S f_set = f[col_set], f_mov = f[col_mov], f_inc = f[col_inc], f_dec = f[col_dec];
   const S f_read = f[col_read];
-  for (index j = 0; j < n; ++j) {
-    const S inc = u[j == 0 ? n - 1 : j - 1];  // INC: value j comes from j - 1
-    const S dec = u[j == n - 1 ? 0 : j + 1];  // DEC: value j comes from j + 1
-    o[j] += f_set * k[j] + f_mov * u[j] + f_inc * inc + f_dec * dec + f_read * read[j];
-  }
+  for (index j = 0; j < n; ++j) o[j] += f_set * k[j] + f_mov * u[j] + f_read * read[j];
+  // INC: value j comes from j - 1; DEC: value j comes from j + 1 (mod n).
+  o[0] += f_inc * u[n - 1];
+  for (index j = 1; j < n; ++j) o[j] += f_inc * u[j - 1];
+  for (index j = 0; j + 1 < n; ++j) o[j] += f_dec * u[j + 1];
+  o[n - 1] += f_dec * u[0];
   const S f_store = f[col_store], f_call = f[col_call];
-  for (index l = 0; l < L; ++l) {
-    o[l] += f_store * c[l] + f_call * c[l == 0 ? L - 1 : l - 1];  // CALL: ra = next line
-  }
+  // STORE: val(c); CALL: val(inc(c)), ra = the next line (L - 1 wraps to 0).
+  o[0] += f_store * c[0] + f_call * c[L - 1];
+  for (index l = 1; l < L; ++l) o[l] += f_store * c[l] + f_call * c[l - 1];
 }
 
 /// Backward of other_value_ops_forward except READ's memory part: df, dk, du, dc add;
@@ -85,46 +86,62 @@ void other_value_ops_backward(S* df, S* dk, S* du, S* dc, const S* dout, const S
 }  // namespace detail
 
 template <class S>
-void soft_interpreter<S>::step_forward(soft_state<S>& next, step_cache<S>& cache,
-                                       const soft_state<S>& state,
-                                       const detail::packed_programs<S>& programs) const {
-  using namespace detail;
-  const index B = state.batch(), n = shape_.n, R = shape_.registers, M = shape_.memory,
-              L = shape_.lines, W = layout_.width();
-  const bool threads = parallel(B);
-
-  // Step 1: fetch f | d | alpha | beta | k, one product per program.
-  cache.fetched.resize(B, W);
-  for (index p = 0; p < programs.count(); ++p) {
-    const index b0 = programs.first(p), nb = programs.rows(p);
-    cache.fetched.middleRows(b0, nb).noalias() = state.counter.middleRows(b0, nb) * programs.of(p);
-  }
-
-  // Step 2: operands u, v; the ALU's share of f.
+void soft_interpreter<S>::prepare_forward(soft_state<S>& next, step_cache<S>& cache,
+                                          index B) const {
+  const index n = shape_.n, R = shape_.registers, M = shape_.memory, L = shape_.lines;
+  cache.fetched.resize(B, layout_.width());
   cache.u.resize(B, n);
   cache.v.resize(B, n);
   cache.f_table.resize(B, static_cast<index>(alu::table_op_count));
-  NCL_MACHINE_PARALLEL_FOR(threads)
-  for (index b = 0; b < B; ++b) {
-    const S* regs = state.registers.data() + b * R * n;
-    const S* fetched = cache.fetched.data() + b * W;
-    register_read_forward(cache.u.data() + b * n, regs, fetched + layout_.a(), R, n);
-    register_read_forward(cache.v.data() + b * n, regs, fetched + layout_.b(), R, n);
-    for (index i = 0; i < cache.f_table.cols(); ++i) {
-      cache.f_table(b, i) = fetched[table_op_offset + i];
-    }
-  }
-
-  // Step 3: o = the ALU's table ops + the other value ops; then the writes (steps 3, 4).
-  alu_.forward(cache.o, cache.f_table, cache.u, cache.v);
+  cache.o.resize(B, n);
   cache.address.resize(B, M);
   cache.read.resize(B, n);
+  if (control_ == control_mode::per_line) {
+    cache.register_zero.resize(B, R);
+    cache.zero_test.resize(B, L);
+    cache.target_weight.resize(B, L);
+    cache.jump_weight.resize(B, L);
+    cache.jump_targets.resize(B, n);
+    cache.jump_registers.resize(B, R);
+  }
   next.registers.resize(B, R * n);
   next.memory.resize(B, M * n);
   next.counter.resize(B, L);
   next.halted.resize(static_cast<std::size_t>(B));
-  NCL_MACHINE_PARALLEL_FOR(threads)
-  for (index b = 0; b < B; ++b) {
+}
+
+template <class S>
+void soft_interpreter<S>::step_forward(soft_state<S>& next, step_cache<S>& cache,
+                                       const soft_state<S>& state,
+                                       const detail::packed_programs<S>& programs,
+                                       detail::batch_slice<S>& slice) const {
+  using namespace detail;
+  const index n = shape_.n, R = shape_.registers, M = shape_.memory, L = shape_.lines,
+              W = layout_.width();
+  const index begin = slice.begin, end = slice.end, rows = slice.rows();
+  const index table_ops = static_cast<index>(alu::table_op_count);
+
+  // Step 1: fetch f | d | alpha | beta | k, one product per program.
+  programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
+    cache.fetched.middleRows(b0, nb).noalias() = state.counter.middleRows(b0, nb) * programs.of(p);
+  });
+
+  // Step 2: operands u, v; the ALU's share of f.
+  for (index b = begin; b < end; ++b) {
+    const S* regs = state.registers.data() + b * R * n;
+    const S* fetched = cache.fetched.data() + b * W;
+    register_read_forward(cache.u.data() + b * n, regs, fetched + layout_.a(), R, n);
+    register_read_forward(cache.v.data() + b * n, regs, fetched + layout_.b(), R, n);
+    for (index i = 0; i < table_ops; ++i) cache.f_table(b, i) = fetched[table_op_offset + i];
+  }
+
+  // Step 3: o = the ALU's table ops (on this slice) + the other value ops; then the writes.
+  slice.f = cache.f_table.middleRows(begin, rows);
+  slice.u = cache.u.middleRows(begin, rows);
+  slice.v = cache.v.middleRows(begin, rows);
+  alu_.forward(slice.o, slice.f, slice.u, slice.v);
+  cache.o.middleRows(begin, rows) = slice.o;
+  for (index b = begin; b < end; ++b) {
     const S* fetched = cache.fetched.data() + b * W;
     const S* f = fetched + layout_.op();
     const S* u = cache.u.data() + b * n;
@@ -149,37 +166,52 @@ void soft_interpreter<S>::step_forward(soft_state<S>& next, step_cache<S>& cache
 
   // Step 5, per line.
   if (control_ == control_mode::per_line) {
-    control_per_line_forward(next.counter, cache, state, programs, layout_, threads);
+    control_per_line_forward(next.counter, cache, state, programs, layout_, begin, end);
   }
+}
+
+template <class S>
+void soft_interpreter<S>::prepare_backward(backward_workspace<S>& ws, index B) const {
+  const index n = shape_.n, R = shape_.registers, M = shape_.memory, L = shape_.lines;
+  ws.d_fetched.resize(B, layout_.width());
+  ws.du.resize(B, n);
+  ws.dv.resize(B, n);
+  ws.d_o.resize(B, n);
+  ws.d_address.resize(B, M);
+  ws.d_jump_values.resize(B, n);
+  ws.d_jump_registers.resize(B, R);
+  for (auto* m : {&ws.d_target_line, &ws.d_jump_line, &ws.dg_halt, &ws.dg_jump, &ws.dg_jz,
+                  &ws.dg_jnz, &ws.dg_jr, &ws.d_zero_test}) {
+    m->resize(B, L);
+  }
+  ws.d_register_zero.resize(B, R);
 }
 
 template <class S>
 void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspace<S>& ws,
                                         const soft_state<S>& dnext, const step_cache<S>& cache,
                                         const soft_state<S>& state,
-                                        const detail::packed_programs<S>& programs) const {
+                                        const detail::packed_programs<S>& programs,
+                                        detail::batch_slice<S>& slice) const {
   using namespace detail;
-  const index B = state.batch(), n = shape_.n, R = shape_.registers, M = shape_.memory,
-              L = shape_.lines, W = layout_.width();
-  const bool threads = parallel(B);
-  ws.d_fetched.setZero(B, W);
-  ws.du.setZero(B, n);
-  ws.dv.setZero(B, n);
-  ws.d_o.setZero(B, n);
-  ws.df_table.setZero(B, static_cast<index>(alu::table_op_count));
-  ws.d_address.setZero(B, M);
+  const index n = shape_.n, R = shape_.registers, M = shape_.memory, L = shape_.lines,
+              W = layout_.width();
+  const index begin = slice.begin, end = slice.end, rows = slice.rows();
+  const index table_ops = static_cast<index>(alu::table_op_count);
+  ws.d_fetched.middleRows(begin, rows).setZero();
+  ws.du.middleRows(begin, rows).setZero();
+  ws.dv.middleRows(begin, rows).setZero();
+  ws.d_o.middleRows(begin, rows).setZero();
+  ws.d_address.middleRows(begin, rows).setZero();
 
   // Step 5, per line (mean field is per element, below).
   if (control_ == control_mode::per_line) {
     control_per_line_backward(dstate.counter, dstate.registers, ws, dnext.counter, cache, state,
-                              programs, layout_, threads);
-  } else {
-    ws.d_jump_values.resize(B, n);
+                              programs, layout_, slice);
   }
 
   // Steps 6, 4, 3 in reverse, per element; the ALU's share of o goes to the ALU below.
-  NCL_MACHINE_PARALLEL_FOR(threads)
-  for (index b = 0; b < B; ++b) {
+  for (index b = begin; b < end; ++b) {
     const S* fetched = cache.fetched.data() + b * W;
     const S* f = fetched + layout_.op();
     const S* k = fetched + layout_.imm();
@@ -216,15 +248,22 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
     address_backward(du, de, n, M);
   }
 
-  alu_.backward(ws.df_table, ws.du, ws.dv, ws.d_o, cache.f_table, cache.u, cache.v);
+  // The ALU on this slice.
+  slice.f = cache.f_table.middleRows(begin, rows);
+  slice.u = cache.u.middleRows(begin, rows);
+  slice.v = cache.v.middleRows(begin, rows);
+  slice.dout = ws.d_o.middleRows(begin, rows);
+  slice.df.setZero(rows, table_ops);
+  slice.du.setZero(rows, n);
+  slice.dv.setZero(rows, n);
+  alu_.backward(slice.df, slice.du, slice.dv, slice.dout, slice.f, slice.u, slice.v);
+  ws.d_fetched.block(begin, table_op_offset, rows, table_ops) += slice.df;
+  ws.du.middleRows(begin, rows) += slice.du;
+  ws.dv.middleRows(begin, rows) += slice.dv;
 
-  // Step 2 and the ALU's share of f.
-  NCL_MACHINE_PARALLEL_FOR(threads)
-  for (index b = 0; b < B; ++b) {
+  // Step 2.
+  for (index b = begin; b < end; ++b) {
     S* d_fetched = ws.d_fetched.data() + b * W;
-    for (index i = 0; i < ws.df_table.cols(); ++i) {
-      d_fetched[table_op_offset + i] += ws.df_table(b, i);
-    }
     const S* regs = state.registers.data() + b * R * n;
     const S* fetched = cache.fetched.data() + b * W;
     S* dregs = dstate.registers.data() + b * R * n;
@@ -235,13 +274,12 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
   }
 
   // Step 1: the fetch's two products per program.
-  for (index p = 0; p < programs.count(); ++p) {
-    const index b0 = programs.first(p), nb = programs.rows(p);
-    ws.d_packed[static_cast<std::size_t>(p)].noalias() +=
+  programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
+    ws.d_program(programs, p, slice.id).noalias() +=
         state.counter.middleRows(b0, nb).transpose() * ws.d_fetched.middleRows(b0, nb);
     dstate.counter.middleRows(b0, nb).noalias() +=
         ws.d_fetched.middleRows(b0, nb) * programs.of(p).transpose();
-  }
+  });
 }
 
 }  // namespace ncl::machine

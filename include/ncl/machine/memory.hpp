@@ -8,6 +8,7 @@
 #pragma once
 
 #include "ncl/core/tensor.hpp"
+#include "ncl/machine/registers.hpp"
 
 namespace ncl::machine {
 
@@ -27,13 +28,7 @@ void address_backward(S* dx, const S* de, index n, index M) {
 /// out (n) = sum_m e[m] mem[m]; mem (M, n), e (M).
 template <class S>
 void memory_read_forward(S* out, const S* mem, const S* e, index M, index n) {
-  for (index j = 0; j < n; ++j) out[j] = S(0);
-  for (index m = 0; m < M; ++m) {
-    const S weight = e[m];
-    if (weight == S(0)) continue;  // exact: the cell would add weight * x = 0
-    const S* row = mem + m * n;
-    for (index j = 0; j < n; ++j) out[j] += weight * row[j];
-  }
+  mix_rows(out, mem, e, M, n);
 }
 
 /// Gradients of weight * memory_read_forward: dmem (M, n) += weight e (x) dout,

@@ -12,16 +12,45 @@
 
 namespace ncl::machine {
 
+namespace detail {
+
+/// out[0, width) = sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
+/// accumulator held in registers when width is a compile-time tile.
+template <index width, class S>
+void mix_rows_tile(S* out, const S* rows, index stride, const S* weights, index count) {
+  S acc[width] = {};
+  for (index i = 0; i < count; ++i) {
+    const S w = weights[i];
+    const S* row = rows + i * stride;
+    for (index j = 0; j < width; ++j) acc[j] += w * row[j];
+  }
+  for (index j = 0; j < width; ++j) out[j] = acc[j];
+}
+
+}  // namespace detail
+
+/// out (n) = sum_i weights[i] rows[i] for rows (count, n): the soft selection of a row.
+/// Exact on one-hot weights (every other term adds 0 * x = 0).
+template <class S>
+void mix_rows(S* out, const S* rows, const S* weights, index count, index n) {
+  constexpr index wide = 256 / static_cast<index>(sizeof(S));  // 4 cache lines
+  constexpr index narrow = 64 / static_cast<index>(sizeof(S));  // 1 cache line
+  index j = 0;
+  for (; j + wide <= n; j += wide) detail::mix_rows_tile<wide>(out + j, rows + j, n, weights, count);
+  for (; j + narrow <= n; j += narrow) {
+    detail::mix_rows_tile<narrow>(out + j, rows + j, n, weights, count);
+  }
+  for (; j < n; ++j) {
+    S acc = S(0);
+    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * n + j];
+    out[j] = acc;
+  }
+}
+
 /// u (n) = sum_r alpha[r] regs[r]; regs (R, n), alpha (R).
 template <class S>
 void register_read_forward(S* u, const S* regs, const S* alpha, index R, index n) {
-  for (index j = 0; j < n; ++j) u[j] = S(0);
-  for (index r = 0; r < R; ++r) {
-    const S weight = alpha[r];
-    if (weight == S(0)) continue;  // exact: the row would add weight * x = 0
-    const S* row = regs + r * n;
-    for (index j = 0; j < n; ++j) u[j] += weight * row[j];
-  }
+  mix_rows(u, regs, alpha, R, n);
 }
 
 /// dregs (R, n) += alpha (x) du; dalpha (R) += regs du.
