@@ -254,3 +254,22 @@ TEST_CASE("llama: training from a checkpoint with optimizer state resumes bit fo
                   ncl::io_error);
   std::filesystem::remove(no_state);
 }
+
+TEST_CASE("llama: the fixture's weights written by ncl (F32) read back exactly", "[nn][llama][checkpoint]") {
+  // Leaves NCL_BINARY_DIR/llama_tiny_ncl.safetensors for the PyTorch side:
+  //   /usr/bin/python3 scripts/torch_fixture/make_llama_fixture.py --check <that file>
+  const auto f = ncl::io::safetensors::load(fixture_path);
+  const auto config = fixture_config(f);
+  ncl::train::parameter_set<float> params;
+  ncl::nn::llama<float> model(config, params);
+  ncl::train::load_parameters(f, params);
+  const std::string path = std::string(NCL_BINARY_DIR) + "/llama_tiny_ncl.safetensors";
+  ncl::train::save_checkpoint(path, params);
+  const auto back = ncl::io::safetensors::load(path);
+  CHECK(back.metadata().at("format") == "ncl");
+  ncl::train::parameter_set<float> params2;
+  ncl::nn::llama<float> model2(config, params2);
+  ncl::train::load_parameters(back, params2);
+  CHECK(std::equal(params.values().begin(), params.values().end(), params2.values().begin()));
+  for (const auto& t : back.tensors()) CHECK(t.type == ncl::io::dtype::F32);
+}

@@ -187,7 +187,7 @@ class adamw {
                      std::size_t n, const coefficients& c) {
     const S one = 1;
     if (mask == nullptr) {
-#pragma omp simd
+      NCL_OMP(omp simd)
       for (std::size_t i = 0; i < n; ++i) {
         const S g = grad[i] * c.clip;
         m[i] = c.beta1 * m[i] + (one - c.beta1) * g;
