@@ -100,7 +100,7 @@ TEST_CASE("assembler: case, aliases, macros, label immediates", "[machine][assem
   CHECK(p.source[5].line == 5);  // both lines of a macro point at it
 }
 
-TEST_CASE("assembler: several files share labels and lay out in order; entry label",
+TEST_CASE("assembler: several files share labels and lay out in order, entry label",
           "[machine][assembler]") {
   const std::vector<source_file> files{
       {"main.s", "  SET r0, 4\n  CALL double\n  HALT\n"},
