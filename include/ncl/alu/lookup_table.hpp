@@ -239,7 +239,7 @@ class lookup_table {
     }
     const auto size = static_cast<std::int32_t>(n);
     for (index i = 0; i < table_op_columns; ++i) {
-      const bool listed = cyclic_sign(i) == 0;  // the cyclic ops need no lists
+      const bool listed = kernel_for(i) == kernel::listed;  // the others need no lists
       for (std::int32_t j = 0; j < size; ++j) {  // by_j_: x = dout by l, y = v by k
         if (listed) by_j_.add_sequence(size, [&](std::int32_t k) { return result_index(i, j, k); });
         by_j_.close_group();
@@ -480,6 +480,97 @@ class lookup_table {
       }
     }
   }
+  /// How the fast path computes op i: MUL, DIV and MOD from the lists; ADD and SUB as cyclic
+  /// convolutions; MIN, MAX, EQ and LT in closed form from prefix sums, O(n) per example.
+  enum class kernel { listed, cyclic, min, max, eq, lt };
+  static kernel kernel_for(index i) {
+    switch (table_ops[static_cast<std::size_t>(i)]) {
+      case opcode::ADD:
+      case opcode::SUB: return kernel::cyclic;
+      case opcode::MIN: return kernel::min;
+      case opcode::MAX: return kernel::max;
+      case opcode::EQ: return kernel::eq;
+      case opcode::LT: return kernel::lt;
+      default: return kernel::listed;
+    }
+  }
+
+  /// The pairs (j, k) with op(j, k) = l, summed over prefix sums pu, pv (n + 1, W) of u, v
+  /// (U = pu[n], V = pv[n] the totals):
+  ///   MIN  o_l = u_l (V - pv[l]) + v_l (U - pu[l + 1])    (l, k >= l) and (j > l, l)
+  ///   MAX  o_l = u_l pv[l + 1] + v_l pu[l]                 (l, k <= l) and (j < l, l)
+  ///   EQ   o_1 = sum_j u_j v_j,      o_0 = U V - o_1
+  ///   LT   o_1 = sum_k pu[k] v_k,    o_0 = U V - o_1
+  /// out (n, W) = o, the op's result before the factor f_i.
+  static void prefix_op_forward(kernel op, S* out, const S* u, const S* v, const S* pu,
+                                const S* pv, index n) {
+    auto at = [](const S* x, index r) { return lanes_view(x + r * W); };
+    auto set = [](S* x, index r) { return lanes_ref(x + r * W); };
+    const lane_values total_u = at(pu, n), total_v = at(pv, n);
+    if (op == kernel::min || op == kernel::max) {
+      for (index l = 0; l < n; ++l) {
+        if (op == kernel::min) {
+          set(out, l) = at(u, l) * (total_v - at(pv, l)) + at(v, l) * (total_u - at(pu, l + 1));
+        } else {
+          set(out, l) = at(u, l) * at(pv, l + 1) + at(v, l) * at(pu, l);
+        }
+      }
+      return;
+    }
+    lane_values one = lane_values::Zero();
+    for (index k = 0; k < n; ++k) one += (op == kernel::eq ? at(u, k) : at(pu, k)) * at(v, k);
+    std::fill(out, out + n * W, S(0));
+    set(out, 0) = total_u * total_v - one;
+    set(out, 1) = one;
+  }
+
+  /// The gradients of sum_l g_l o_l for prefix_op_forward's o: du (n, W) = d/du, dv = d/dv.
+  ///   MIN  du_j = g_j (V - pv[j]) + sum_{l<j} g_l v_l,   dv_k = g_k (U - pu[k+1]) + sum_{l<=k} g_l u_l
+  ///   MAX  du_j = g_j pv[j+1] + sum_{l>j} g_l v_l,       dv_k = g_k pu[k] + sum_{l>=k} g_l u_l
+  ///   EQ   du_j = g_1 v_j + g_0 (V - v_j),              dv_k = g_1 u_k + g_0 (U - u_k)
+  ///   LT   du_j = g_0 V + (g_1 - g_0) (V - pv[j+1]),    dv_k = g_0 U + (g_1 - g_0) pu[k]
+  static void prefix_op_backward(kernel op, S* du, S* dv, const S* g, const S* u, const S* v,
+                                 const S* pu, const S* pv, index n) {
+    auto at = [](const S* x, index r) { return lanes_view(x + r * W); };
+    auto set = [](S* x, index r) { return lanes_ref(x + r * W); };
+    const lane_values total_u = at(pu, n), total_v = at(pv, n);
+    switch (op) {
+      case kernel::min: {
+        lane_values gv = lane_values::Zero(), gu = lane_values::Zero();
+        for (index l = 0; l < n; ++l) {
+          set(du, l) = at(g, l) * (total_v - at(pv, l)) + gv;
+          gv += at(g, l) * at(v, l);
+          gu += at(g, l) * at(u, l);
+          set(dv, l) = at(g, l) * (total_u - at(pu, l + 1)) + gu;
+        }
+        return;
+      }
+      case kernel::max: {
+        lane_values gv = lane_values::Zero(), gu = lane_values::Zero();
+        for (index l = n; l-- > 0;) {
+          set(du, l) = at(g, l) * at(pv, l + 1) + gv;
+          gv += at(g, l) * at(v, l);
+          gu += at(g, l) * at(u, l);
+          set(dv, l) = at(g, l) * at(pu, l) + gu;
+        }
+        return;
+      }
+      case kernel::eq:
+        for (index l = 0; l < n; ++l) {
+          set(du, l) = at(g, 1) * at(v, l) + at(g, 0) * (total_v - at(v, l));
+          set(dv, l) = at(g, 1) * at(u, l) + at(g, 0) * (total_u - at(u, l));
+        }
+        return;
+      case kernel::lt:
+        for (index l = 0; l < n; ++l) {
+          set(du, l) = at(g, 0) * total_v + (at(g, 1) - at(g, 0)) * (total_v - at(pv, l + 1));
+          set(dv, l) = at(g, 0) * total_u + (at(g, 1) - at(g, 0)) * at(pu, l);
+        }
+        return;
+      default: return;
+    }
+  }
+
   /// y2 (2n, W): y (n, W) twice.
   static void repeat_twice(S* y2, const S* y, index n) {
     std::copy(y, y + n * W, y2);
@@ -494,17 +585,25 @@ class lookup_table {
     gather(ut.row(0), u, b0);
     gather(vt.row(0), v, b0);
     prefix_sums(v_prefix.row(0), vt.row(0), n);
-    chunk v2(2 * n);
+    chunk v2(2 * n), u_prefix(n + 1), op_out(n);
     repeat_twice(v2.row(0), vt.row(0), n);
+    prefix_sums(u_prefix.row(0), ut.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
       const lanes_view fi(ft.row(i));
       if ((fi == S(0)).all()) continue;  // an op no lane uses adds nothing: skip its table
-      if (cyclic_sign(i) > 0) {  // o_l += f_i sum_j u_j v_{l - j}
+      const kernel op = kernel_for(i);
+      if (op == kernel::cyclic && cyclic_sign(i) > 0) {  // o_l += f_i sum_j u_j v_{l - j}
         cyclic_contract<1>(ot.row(0), ft.row(i), ut.row(0), v2.row(0), n, -1);
         continue;
       }
-      if (cyclic_sign(i) < 0) {  // o_l += f_i sum_j u_j v_{j - l}
+      if (op == kernel::cyclic) {  // o_l += f_i sum_j u_j v_{j - l}
         cyclic_contract<-1>(ot.row(0), ft.row(i), ut.row(0), v2.row(0), n, 1);
+        continue;
+      }
+      if (op != kernel::listed) {
+        prefix_op_forward(op, op_out.row(0), ut.row(0), vt.row(0), u_prefix.row(0),
+                          v_prefix.row(0), n);
+        for (index l = 0; l < n; ++l) lanes_ref(ot.row(l)) += fi * lanes_view(op_out.row(l));
         continue;
       }
       for (index l = 0; l < n; ++l) {
@@ -527,10 +626,25 @@ class lookup_table {
     gather(gt.row(0), dout, b0);
     prefix_sums(u_prefix.row(0), ut.row(0), n);
     prefix_sums(v_prefix.row(0), vt.row(0), n);
-    chunk g2(2 * n), g_v(n);
+    chunk g2(2 * n), g_v(n), op_out(n), op_du(n), op_dv(n);
     repeat_twice(g2.row(0), gt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
       const lanes_view fi(ft.row(i));
+      const kernel op = kernel_for(i);
+      if (op != kernel::listed && op != kernel::cyclic) {
+        prefix_op_backward(op, op_du.row(0), op_dv.row(0), gt.row(0), ut.row(0), vt.row(0),
+                           u_prefix.row(0), v_prefix.row(0), n);
+        prefix_op_forward(op, op_out.row(0), ut.row(0), vt.row(0), u_prefix.row(0),
+                          v_prefix.row(0), n);
+        lane_values dfi = lane_values::Zero();  // sum_l g_l o_l
+        for (index l = 0; l < n; ++l) {
+          dfi += lanes_view(gt.row(l)) * lanes_view(op_out.row(l));
+          lanes_ref(dut.row(l)) += fi * lanes_view(op_du.row(l));
+          lanes_ref(dvt.row(l)) += fi * lanes_view(op_dv.row(l));
+        }
+        lanes_ref(dft.row(i)) += dfi;
+        continue;
+      }
       const int sign = cyclic_sign(i);
       if (sign > 0) {  // g_v_j = sum_k dout_{j + k} v_k
         cyclic_contract<1>(g_v.row(0), nullptr, vt.row(0), g2.row(0), n, 1);
