@@ -107,7 +107,7 @@ inline void merge_word_heap(std::vector<token_id>& ids, const merge_table& merge
 /// Production choice: the rescan is fastest for the short pre-tokens of ordinary text, the
 /// heap keeps pathological long ones (a megabyte of letters) from going quadratic.
 inline void merge_word(std::vector<token_id>& ids, const merge_table& merges) {
-  if (ids.size() <= 32)
+  if (ids.size() <= 16)
     merge_word_rescan(ids, merges);
   else
     merge_word_heap(ids, merges);

@@ -54,8 +54,9 @@ class split_regex {
     std::size_t last = begin;  // end of the previous piece
     std::size_t pos = begin;
     while (pos < end) {
-      const int rc = pcre2_match(code_.get(), subject, end, pos, PCRE2_NO_UTF_CHECK, match.get(),
-                                 nullptr);
+      // pcre2_jit_match is the documented fast path: it skips pcre2_match's argument checks.
+      const int rc = jit_ ? pcre2_jit_match(code_.get(), subject, end, pos, 0, match.get(), nullptr)
+                          : pcre2_match(code_.get(), subject, end, pos, PCRE2_NO_UTF_CHECK, match.get(), nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
         PCRE2_UCHAR buffer[256];
