@@ -14,7 +14,10 @@
 // The two agree on one-hot programs.
 #pragma once
 
+#include <algorithm>
+
 #include "ncl/machine/interpreter_cache.hpp"
+#include "ncl/machine/registers.hpp"
 
 namespace ncl::machine::detail {
 
@@ -117,12 +120,8 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
     S* dregs = dregisters.data() + b * R * n;
     for (index r = 0; r < R; ++r) {
       const S weight = cache.jump_registers(b, r);
-      S dot = S(0);
-      for (index j = 0; j < n; ++j) {
-        dot += regs[r * n + j] * dvalues[j];
-        dregs[r * n + j] += weight * dvalues[j];
-      }
-      ws.d_jump_registers(b, r) = dot;
+      for (index j = 0; j < n; ++j) dregs[r * n + j] += weight * dvalues[j];
+      ws.d_jump_registers(b, r) = dot(regs + r * n, dvalues, n);
     }
   }
   programs.for_each_in(slice.begin, slice.end, [&](index p, index b0, index nb) {
@@ -197,10 +196,8 @@ void control_mean_field_backward(S* df, S* dk, S* du, S* dc, S* dvalues, const S
   const S z = u[0];
   const auto [s, q] = control_scalars(f, z);
   lines_transpose(dvalues, dnext, L, n);
-  S ds = S(0), d_jr = S(0);
+  const S ds = dot(k, dvalues, n), d_jr = dot(u, dvalues, n);
   for (index j = 0; j < n; ++j) {
-    ds += k[j] * dvalues[j];
-    d_jr += u[j] * dvalues[j];
     dk[j] += s * dvalues[j];
     du[j] += f[col_jr] * dvalues[j];
   }

@@ -50,37 +50,25 @@ void other_value_ops_backward(S* df, S* dk, S* du, S* dc, const S* dout, const S
                               const S* k, const S* u, const S* read, const S* c, index L,
                               index n) {
   const S f_set = f[col_set], f_mov = f[col_mov], f_inc = f[col_inc], f_dec = f[col_dec];
-  S d_set = S(0), d_mov = S(0), d_inc = S(0), d_dec = S(0), d_read = S(0);
+  df[col_set] += dot(k, dout, n);
+  df[col_mov] += dot(u, dout, n);
+  df[col_read] += dot(read, dout, n);
+  df[col_inc] += dot(u, dout + 1, n - 1) + u[n - 1] * dout[0];  // o_inc[j] = u[j - 1]
+  df[col_dec] += dot(u + 1, dout, n - 1) + u[0] * dout[n - 1];  // o_dec[j] = u[j + 1]
   for (index j = 0; j < n; ++j) {
-    const index from_inc = j == 0 ? n - 1 : j - 1;
-    const index from_dec = j == n - 1 ? 0 : j + 1;
-    const S g = dout[j];
-    d_set += k[j] * g;
-    d_mov += u[j] * g;
-    d_inc += u[from_inc] * g;
-    d_dec += u[from_dec] * g;
-    d_read += read[j] * g;
-    dk[j] += f_set * g;
-    du[j] += f_mov * g;
-    du[from_inc] += f_inc * g;
-    du[from_dec] += f_dec * g;
+    dk[j] += f_set * dout[j];
+    du[j] += f_mov * dout[j];
   }
+  du[n - 1] += f_inc * dout[0];
+  for (index j = 0; j + 1 < n; ++j) du[j] += f_inc * dout[j + 1];
+  for (index j = 1; j < n; ++j) du[j] += f_dec * dout[j - 1];
+  du[0] += f_dec * dout[n - 1];
   const S f_store = f[col_store], f_call = f[col_call];
-  S d_store = S(0), d_call = S(0);
-  for (index l = 0; l < L; ++l) {
-    const index from_call = l == 0 ? L - 1 : l - 1;
-    d_store += c[l] * dout[l];
-    d_call += c[from_call] * dout[l];
-    dc[l] += f_store * dout[l];
-    dc[from_call] += f_call * dout[l];
-  }
-  df[col_set] += d_set;
-  df[col_mov] += d_mov;
-  df[col_inc] += d_inc;
-  df[col_dec] += d_dec;
-  df[col_read] += d_read;
-  df[col_store] += d_store;
-  df[col_call] += d_call;
+  df[col_store] += dot(c, dout, L);
+  df[col_call] += dot(c, dout + 1, L - 1) + c[L - 1] * dout[0];  // o_call[l] = c[l - 1]
+  for (index l = 0; l < L; ++l) dc[l] += f_store * dout[l];
+  for (index l = 0; l + 1 < L; ++l) dc[l] += f_call * dout[l + 1];
+  dc[L - 1] += f_call * dout[0];
 }
 
 }  // namespace detail

@@ -7,6 +7,8 @@
 // Backward adds into its gradient buffers.
 #pragma once
 
+#include <algorithm>
+
 #include "ncl/core/tensor.hpp"
 #include "ncl/machine/registers.hpp"
 
@@ -41,12 +43,8 @@ void memory_read_backward(S* dmem, S* de, const S* dout, S weight, const S* mem,
     const S* row = mem + m * n;
     S* drow = dmem + m * n;
     const S put = weight * e[m];
-    S dot = S(0);
-    for (index j = 0; j < n; ++j) {
-      dot += row[j] * dout[j];
-      drow[j] += put * dout[j];
-    }
-    de[m] += weight * dot;
+    for (index j = 0; j < n; ++j) drow[j] += put * dout[j];
+    de[m] += weight * detail::dot(row, dout, n);
   }
 }
 
@@ -75,21 +73,26 @@ void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S
                            const S* e, S p, const S* v, index M, index n) {
   S dp_sum = S(0);
   for (index m = 0; m < M; ++m) {
-    const S put = p * e[m];
-    const S keep = S(1) - put;
+    const S keep = S(1) - p * e[m];
     const S* row = mem + m * n;
     const S* g = dnext + m * n;
     S* drow = dmem + m * n;
-    S change = S(0);  // d loss / d (p e_m)
-    for (index j = 0; j < n; ++j) {
-      change += g[j] * (v[j] - row[j]);
-      drow[j] += keep * g[j];
-      dv[j] += put * g[j];
-    }
+    for (index j = 0; j < n; ++j) drow[j] += keep * g[j];
+    const S change = detail::dot(g, v, n) - detail::dot(g, row, n);  // d loss / d (p e_m)
     dp_sum += e[m] * change;
     de[m] += p * change;
   }
   *dp += dp_sum;
+  // dv += sum_m p e_m dnext[m]
+  if (p != S(0)) {
+    constexpr index chunk = 64;
+    S put[chunk];
+    for (index m0 = 0; m0 < M; m0 += chunk) {
+      const index count = std::min(chunk, M - m0);
+      for (index m = 0; m < count; ++m) put[m] = p * e[m0 + m];
+      mix_rows_add(dv, dnext + m0 * n, put, count, n);
+    }
+  }
 }
 
 }  // namespace ncl::machine

@@ -14,9 +14,29 @@ namespace ncl::machine {
 
 namespace detail {
 
-/// out[0, width) = sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
+/// Lanes of the partial sums in dot products: one 512-bit vector. Summing lane by lane
+/// lets the compiler vectorise a reduction it must otherwise keep in source order.
+template <class S>
+inline constexpr index lanes = 64 / static_cast<index>(sizeof(S));
+
+/// sum_j a[j] b[j].
+template <class S>
+S dot(const S* a, const S* b, index n) {
+  constexpr index K = lanes<S>;
+  S acc[K] = {};
+  index j = 0;
+  for (; j + K <= n; j += K) {
+    for (index i = 0; i < K; ++i) acc[i] += a[j + i] * b[j + i];
+  }
+  S total = S(0);
+  for (; j < n; ++j) total += a[j] * b[j];
+  for (index i = 0; i < K; ++i) total += acc[i];
+  return total;
+}
+
+/// out[0, width) (+)= sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
 /// accumulator held in registers when width is a compile-time tile.
-template <index width, class S>
+template <index width, bool add, class S>
 void mix_rows_tile(S* out, const S* rows, index stride, const S* weights, index count) {
   S acc[width] = {};
   for (index i = 0; i < count; ++i) {
@@ -24,7 +44,22 @@ void mix_rows_tile(S* out, const S* rows, index stride, const S* weights, index 
     const S* row = rows + i * stride;
     for (index j = 0; j < width; ++j) acc[j] += w * row[j];
   }
-  for (index j = 0; j < width; ++j) out[j] = acc[j];
+  for (index j = 0; j < width; ++j) out[j] = add ? out[j] + acc[j] : acc[j];
+}
+
+template <bool add, class S>
+void mix_rows_into(S* out, const S* rows, const S* weights, index count, index n) {
+  constexpr index wide = 4 * lanes<S>;
+  index j = 0;
+  for (; j + wide <= n; j += wide) mix_rows_tile<wide, add>(out + j, rows + j, n, weights, count);
+  for (; j + lanes<S> <= n; j += lanes<S>) {
+    mix_rows_tile<lanes<S>, add>(out + j, rows + j, n, weights, count);
+  }
+  for (; j < n; ++j) {
+    S acc = S(0);
+    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * n + j];
+    out[j] = add ? out[j] + acc : acc;
+  }
 }
 
 }  // namespace detail
@@ -33,18 +68,13 @@ void mix_rows_tile(S* out, const S* rows, index stride, const S* weights, index 
 /// Exact on one-hot weights (every other term adds 0 * x = 0).
 template <class S>
 void mix_rows(S* out, const S* rows, const S* weights, index count, index n) {
-  constexpr index wide = 256 / static_cast<index>(sizeof(S));  // 4 cache lines
-  constexpr index narrow = 64 / static_cast<index>(sizeof(S));  // 1 cache line
-  index j = 0;
-  for (; j + wide <= n; j += wide) detail::mix_rows_tile<wide>(out + j, rows + j, n, weights, count);
-  for (; j + narrow <= n; j += narrow) {
-    detail::mix_rows_tile<narrow>(out + j, rows + j, n, weights, count);
-  }
-  for (; j < n; ++j) {
-    S acc = S(0);
-    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * n + j];
-    out[j] = acc;
-  }
+  detail::mix_rows_into<false>(out, rows, weights, count, n);
+}
+
+/// out (n) += sum_i weights[i] rows[i].
+template <class S>
+void mix_rows_add(S* out, const S* rows, const S* weights, index count, index n) {
+  detail::mix_rows_into<true>(out, rows, weights, count, n);
 }
 
 /// u (n) = sum_r alpha[r] regs[r]; regs (R, n), alpha (R).
@@ -61,12 +91,8 @@ void register_read_backward(S* dregs, S* dalpha, const S* du, const S* regs, con
     const S* row = regs + r * n;
     S* drow = dregs + r * n;
     const S weight = alpha[r];
-    S dot = S(0);
-    for (index j = 0; j < n; ++j) {
-      dot += row[j] * du[j];
-      drow[j] += weight * du[j];
-    }
-    dalpha[r] += dot;
+    for (index j = 0; j < n; ++j) drow[j] += weight * du[j];
+    dalpha[r] += detail::dot(row, du, n);
   }
 }
 
@@ -90,21 +116,16 @@ void register_write_backward(S* dregs, S* dd, S* dw, S* dout, const S* dnext, co
   S dw_sum = S(0);
   for (index r = 0; r < R; ++r) {
     const S keep = S(1) - w * d[r];
-    const S put = d[r];
     const S* row = regs + r * n;
     const S* g = dnext + r * n;
     S* drow = dregs + r * n;
-    S old_dot = S(0), new_dot = S(0);
-    for (index j = 0; j < n; ++j) {
-      old_dot += row[j] * g[j];
-      new_dot += o[j] * g[j];
-      drow[j] += keep * g[j];
-      dout[j] += put * g[j];
-    }
-    dd[r] += new_dot - w * old_dot;
-    dw_sum -= put * old_dot;
+    for (index j = 0; j < n; ++j) drow[j] += keep * g[j];
+    const S old_dot = detail::dot(row, g, n);
+    dd[r] += detail::dot(o, g, n) - w * old_dot;
+    dw_sum -= d[r] * old_dot;
   }
   *dw += dw_sum;
+  mix_rows_add(dout, dnext, d, R, n);  // dout += sum_r d_r dnext[r]
 }
 
 }  // namespace ncl::machine
