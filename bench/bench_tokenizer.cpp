@@ -168,8 +168,14 @@ void BM_encode_llama3_rare_words(benchmark::State& state) {
     return;
   }
   const std::string& text = rare_word_text();
-  for (auto _ : state) benchmark::DoNotOptimize(tok->encode(text).data());
+  std::size_t count = 0;
+  for (auto _ : state) {
+    const auto ids = tok->encode(text);
+    count = ids.size();
+    benchmark::DoNotOptimize(ids.data());
+  }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
+  state.counters["tokens"] = static_cast<double>(count);
 }
 BENCHMARK(BM_encode_llama3_rare_words)->Unit(benchmark::kMillisecond);
 
