@@ -235,6 +235,19 @@ TEST_CASE("bad ids and bad files are ncl errors naming the id or the path", "[to
   CHECK_THROWS_AS(ncl::bpe_tokenizer::from_json("[]", "array.json"), ncl::io_error);
 }
 
+TEST_CASE("merges as [left, right] pairs (newer tokenizer.json files) load the same", "[tokenizer][bpe]") {
+  std::string json = read_text(fixture_path);
+  for (const std::string merge : {"h e", "l l", "Ġ t", "he ll", "hell o", "t he", "Ġt he", "1 2", "a a", "aa aa"}) {
+    const auto space = merge.find(' ');
+    json = replaced(json, "\"" + merge + "\"", "[\"" + merge.substr(0, space) + "\", \"" + merge.substr(space + 1) + "\"]");
+  }
+  const auto pairs = ncl::bpe_tokenizer::from_json(json, "pairs");
+  CHECK(pairs.merges().size() == 10);
+  for (const std::string text : {"hello the world", "aaaaa 12345", "<|end|>hel"}) CHECK(pairs.encode(text) == tiny().encode(text));
+  CHECK_THROWS_WITH(ncl::bpe_tokenizer::from_json(replaced(json, "[\"a\", \"a\"]", "[\"a\"]"), "p.json"),
+                    Catch::Contains("p.json") && Catch::Contains("not a pair"));
+}
+
 TEST_CASE("GPT-2 style: ByteLevel pre-tokenizer with its own regex and add_prefix_space", "[tokenizer][bpe]") {
   std::string json = read_text(fixture_path);
   const auto begin = json.find("\"pre_tokenizer\"");
