@@ -247,3 +247,44 @@ TEST_CASE("soft interpreter rejects bad shapes and arguments", "[machine_soft][e
   CHECK(ncl::machine::control_mode_from_name("mean_field") == control_mode::mean_field);
   CHECK_THROWS_AS(ncl::machine::control_mode_from_name("both"), ncl::value_error);
 }
+
+TEST_CASE("fused and tiled kernels equal their plain references", "[machine_soft][kernels]") {
+  ncl::rng random(11);
+  for (ncl::index n : {5, 16, 37, 64, 80}) {
+    const ncl::index M = std::min<ncl::index>(n, 33);
+    auto fill = [&](ncl::index size) {
+      std::vector<double> x(static_cast<std::size_t>(size));
+      for (auto& value : x) value = random.uniform(-1.0, 1.0);
+      return x;
+    };
+    const auto mem = fill(M * n), dnext = fill(M * n), e = fill(M), v = fill(n), d_read = fill(n);
+    const double p = 0.3, read_weight = 0.7;
+    std::vector<double> dmem_ref(mem.size(), 0.1), de_ref(e.size(), 0.2), dv_ref(v.size(), 0.3);
+    double dp_ref = 0.4;
+    auto dmem = dmem_ref, de = de_ref, dv = dv_ref;
+    double dp = dp_ref;
+    ncl::machine::memory_write_backward(dmem_ref.data(), de_ref.data(), &dp_ref, dv_ref.data(),
+                                        dnext.data(), mem.data(), e.data(), p, v.data(), M, n);
+    ncl::machine::memory_read_backward(dmem_ref.data(), de_ref.data(), d_read.data(), read_weight,
+                                       mem.data(), e.data(), M, n);
+    ncl::machine::memory_backward(dmem.data(), de.data(), &dp, dv.data(), dnext.data(),
+                                  d_read.data(), read_weight, mem.data(), e.data(), p, v.data(), M,
+                                  n);
+    INFO("n = " << n);
+    for (std::size_t i = 0; i < dmem.size(); ++i) REQUIRE(dmem[i] == Approx(dmem_ref[i]));
+    for (std::size_t i = 0; i < de.size(); ++i) REQUIRE(de[i] == Approx(de_ref[i]));
+    for (std::size_t i = 0; i < dv.size(); ++i) REQUIRE(dv[i] == Approx(dv_ref[i]));
+    CHECK(dp == Approx(dp_ref));
+
+    std::vector<double> mixed(static_cast<std::size_t>(n));
+    ncl::machine::mix_rows(mixed.data(), mem.data(), e.data(), M, n);
+    for (ncl::index j = 0; j < n; ++j) {
+      double plain = 0;
+      for (ncl::index m = 0; m < M; ++m) plain += e[static_cast<std::size_t>(m)] * mem[static_cast<std::size_t>(m * n + j)];
+      REQUIRE(mixed[static_cast<std::size_t>(j)] == Approx(plain).margin(1e-14));
+    }
+    double plain_dot = 0;
+    for (ncl::index j = 0; j < n; ++j) plain_dot += v[static_cast<std::size_t>(j)] * d_read[static_cast<std::size_t>(j)];
+    CHECK(ncl::machine::detail::dot(v.data(), d_read.data(), n) == Approx(plain_dot).margin(1e-14));
+  }
+}

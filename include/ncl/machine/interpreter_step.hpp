@@ -221,9 +221,6 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
       control_mean_field_backward(df, dk, du, dc, ws.d_jump_values.data() + b * n,
                                   dnext.counter.data() + b * L, f, k, u, c, L, n);
     }
-    memory_write_backward(dmem, de, df + col_write, ws.dv.data() + b * n,
-                          dnext.memory.data() + b * M * n, mem, e, f[col_write],
-                          cache.v.data() + b * n, M, n);
     S dw = S(0);
     register_write_backward(dstate.registers.data() + b * R * n, d_fetched + layout_.dst(), &dw,
                             d_o, dnext.registers.data() + b * R * n,
@@ -232,7 +229,9 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
     for (alu::opcode op : value_ops) df[column(op)] += dw;
     const S* read = cache.read.data() + b * n;
     other_value_ops_backward(df, dk, du, dc, d_o, f, k, u, read, c, L, n);
-    memory_read_backward(dmem, de, d_o, f[col_read], mem, e, M, n);
+    memory_backward(dmem, de, df + col_write, ws.dv.data() + b * n,
+                    dnext.memory.data() + b * M * n, d_o, f[col_read], mem, e, f[col_write],
+                    cache.v.data() + b * n, M, n);
     address_backward(du, de, n, M);
   }
 

@@ -95,4 +95,52 @@ void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S
   }
 }
 
+/// memory_write_backward and memory_read_backward (with weight read_weight and output
+/// gradient d_read) in one pass over the cells, the fast path the interpreter uses:
+/// dmem (M, n), de (M), dp (1), dv (n) add.
+template <class S>
+void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_read,
+                     S read_weight, const S* mem, const S* e, S p, const S* v, index M,
+                     index n) {
+  constexpr index K = detail::lanes<S>;
+  S dp_sum = S(0);
+  for (index m = 0; m < M; ++m) {
+    const S keep = S(1) - p * e[m];
+    const S put_read = read_weight * e[m];
+    const S* row = mem + m * n;
+    const S* g = dnext + m * n;
+    S* drow = dmem + m * n;
+    S g_v[K] = {}, g_row[K] = {}, row_read[K] = {};
+    index j = 0;
+    for (; j + K <= n; j += K) {
+      for (index i = 0; i < K; ++i) {
+        g_v[i] += g[j + i] * v[j + i];
+        g_row[i] += g[j + i] * row[j + i];
+        row_read[i] += row[j + i] * d_read[j + i];
+        drow[j + i] += keep * g[j + i] + put_read * d_read[j + i];
+      }
+    }
+    S change = S(0), read_dot = S(0);
+    for (; j < n; ++j) {
+      change += g[j] * (v[j] - row[j]);
+      read_dot += row[j] * d_read[j];
+      drow[j] += keep * g[j] + put_read * d_read[j];
+    }
+    change += detail::reduce_lanes<K>(g_v) - detail::reduce_lanes<K>(g_row);
+    read_dot += detail::reduce_lanes<K>(row_read);
+    dp_sum += e[m] * change;
+    de[m] += p * change + read_weight * read_dot;
+  }
+  *dp += dp_sum;
+  if (p != S(0)) {  // dv += sum_m p e_m dnext[m]
+    constexpr index chunk = 64;
+    S put[chunk];
+    for (index m0 = 0; m0 < M; m0 += chunk) {
+      const index count = std::min(chunk, M - m0);
+      for (index m = 0; m < count; ++m) put[m] = p * e[m0 + m];
+      mix_rows_add(dv, dnext + m0 * n, put, count, n);
+    }
+  }
+}
+
 }  // namespace ncl::machine

@@ -19,6 +19,15 @@ namespace detail {
 template <class S>
 inline constexpr index lanes = 64 / static_cast<index>(sizeof(S));
 
+/// The sum of K lane partial sums, pairwise (vector shuffles, not K dependent adds).
+template <index K, class S>
+S reduce_lanes(S* acc) {
+  for (index width = K / 2; width > 0; width /= 2) {
+    for (index i = 0; i < width; ++i) acc[i] += acc[i + width];
+  }
+  return acc[0];
+}
+
 /// sum_j a[j] b[j].
 template <class S>
 S dot(const S* a, const S* b, index n) {
@@ -30,8 +39,7 @@ S dot(const S* a, const S* b, index n) {
   }
   S total = S(0);
   for (; j < n; ++j) total += a[j] * b[j];
-  for (index i = 0; i < K; ++i) total += acc[i];
-  return total;
+  return total + reduce_lanes<K>(acc);
 }
 
 /// out[0, width) (+)= sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
