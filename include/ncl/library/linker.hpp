@@ -6,6 +6,7 @@
 //   R0[arg_i] = x_i    (every other register one-hot on 0)
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -89,14 +90,30 @@ inline program_library link_library(const std::vector<machine::source_file>& fil
   return lib;
 }
 
-/// Links the standard library (every file of stdlib_files(), from `directory`), with the
-/// entry points `entry_names` (all of stdlib_entry_points() if empty).
+/// The stdlib file that defines each entry point.
+inline std::string stdlib_file_of(std::string_view entry) {
+  if (entry.starts_with("list_")) return "list.s";
+  if (entry == "fib") return "fibonacci.s";
+  for (const auto& name : stdlib_entry_points()) {
+    if (name == entry) return std::string(entry) + ".s";
+  }
+  throw value_error(ncl::detail::concat("stdlib: no program named '", entry, "'"));
+}
+
+/// Links the standard library from `directory`: the files that define `entry_names` (all of
+/// stdlib_entry_points() if empty), in stdlib_files() order, with those entry points.
 inline program_library link_stdlib(const machine::machine_shape& shape,
                                    std::vector<std::string> entry_names = {},
                                    const std::filesystem::path& directory = stdlib_directory()) {
-  std::vector<machine::source_file> files;
-  for (const auto& f : stdlib_files()) files.push_back(machine::read_source((directory / f).string()));
   if (entry_names.empty()) entry_names = stdlib_entry_points();
+  std::vector<std::string> needed;
+  for (const auto& e : entry_names) needed.push_back(stdlib_file_of(e));
+  std::vector<machine::source_file> files;
+  for (const auto& f : stdlib_files()) {
+    if (std::find(needed.begin(), needed.end(), f) != needed.end()) {
+      files.push_back(machine::read_source((directory / f).string()));
+    }
+  }
   return link_library(files, shape, entry_names);
 }
 

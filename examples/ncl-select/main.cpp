@@ -1,0 +1,59 @@
+// ncl-select: a linear network learns which library program to run. Its input is a task id
+// and the arguments (one-hot); its output, a distribution over the library's entry points,
+// becomes the machine's initial instruction counter; the arguments go into r0 and r1; the
+// machine runs T steps in superposition; the only supervision is the cross-entropy of r0
+// against the task's answer. Nothing tells the network which program belongs to which task.
+#include <cstdio>
+
+#include "example_util.hpp"
+
+int main(int argc, char** argv) {
+  const example::flags flags(argc, argv,
+                             {{"steps", "300"}, {"lr", "1.0"}, {"seed", "1"}, {"max-arg", "5"}, {"min-arg", "2"},
+                              {"out", "results/select"}, {"every", "10"}},
+                             "usage: ncl-select [--steps N] [--lr X] [--seed S] [--max-arg A] "
+                             "[--min-arg A] [--every K] [--out DIR]\n");
+  ncl::machine::machine_shape shape;
+  shape.n = 32;
+  shape.registers = 6;
+  shape.memory = 32;
+  shape.lines = 32;
+  const std::int64_t max_arg = flags.integer("max-arg"), min_arg = flags.integer("min-arg");
+  shape.steps = 4 * max_arg + 8;
+  const std::vector<std::string> tasks{"power", "absdiff", "factorial", "gcd"};
+  try {
+    const auto library = ncl::library::link_stdlib(shape, tasks);
+    std::vector<ncl::library::selection_example> examples;
+    for (ncl::index t = 0; t < static_cast<ncl::index>(tasks.size()); ++t) {
+      for (std::int64_t a = min_arg; a <= max_arg; ++a) {
+        for (std::int64_t b = min_arg; b <= max_arg; ++b) examples.push_back({t, {a, b}});
+      }
+    }
+    std::printf("ncl-select: %zu tasks (%s), %zu examples, n = 32, L = 32, T = %lld\n", tasks.size(),
+                "power, absdiff, factorial, gcd", examples.size(), static_cast<long long>(shape.steps));
+    const auto result = ncl::library::learn_selection<float>(
+        library, tasks, examples,
+        {.lr = flags.num("lr"), .max_steps = flags.integer("steps"),
+         .seed = static_cast<std::uint64_t>(flags.integer("seed"))},
+        example::progress_printer(flags.integer("every"), "answer_accuracy"));
+    std::printf("%s after %lld steps. Learned choice per task (mean probability of each entry):\n",
+                result.steps_to_target >= 0 ? "all answers right, and every most likely choice answers right," : "target NOT reached",
+                static_cast<long long>(result.curve.back().step));
+    std::printf("%-10s", "task");
+    for (const auto& e : library.entries) std::printf(" %9s", e.name.c_str());
+    std::printf("\n");
+    for (std::size_t t = 0; t < tasks.size(); ++t) {
+      std::printf("%-10s", tasks[t].c_str());
+      for (ncl::index e = 0; e < result.task_choice.cols(); ++e) {
+        std::printf(" %9.3f", result.task_choice(static_cast<ncl::index>(t), e));
+      }
+      std::printf("\n");
+    }
+    example::write_curve(flags.str("out"), "select", result.curve,
+                         "ncl-select: choosing library programs from answers", "answer_accuracy");
+    return result.steps_to_target >= 0 ? 0 : 1;
+  } catch (const ncl::error& e) {
+    std::fprintf(stderr, "ncl-select: %s\n", e.what());
+    return 2;
+  }
+}
