@@ -110,15 +110,17 @@ void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_re
     const S* row = mem + m * n;
     const S* g = dnext + m * n;
     S* drow = dmem + m * n;
-    S g_v[K] = {}, g_row[K] = {}, row_read[K] = {};
+    using lane = detail::lane_sums<S>;
+    lane g_v = lane::Zero(), g_row = lane::Zero(), row_read = lane::Zero();
     index j = 0;
     for (; j + K <= n; j += K) {
-      for (index i = 0; i < K; ++i) {
-        g_v[i] += g[j + i] * v[j + i];
-        g_row[i] += g[j + i] * row[j + i];
-        row_read[i] += row[j + i] * d_read[j + i];
-        drow[j + i] += keep * g[j + i] + put_read * d_read[j + i];
-      }
+      const auto gj = detail::lanes_at(g + j);
+      const auto rj = detail::lanes_at(row + j);
+      const auto dj = detail::lanes_at(d_read + j);
+      g_v += gj * detail::lanes_at(v + j);
+      g_row += gj * rj;
+      row_read += rj * dj;
+      Eigen::Map<lane>(drow + j) += keep * gj + put_read * dj;
     }
     S change = S(0), read_dot = S(0);
     for (; j < n; ++j) {
@@ -126,8 +128,8 @@ void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_re
       read_dot += row[j] * d_read[j];
       drow[j] += keep * g[j] + put_read * d_read[j];
     }
-    change += detail::reduce_lanes<K>(g_v) - detail::reduce_lanes<K>(g_row);
-    read_dot += detail::reduce_lanes<K>(row_read);
+    change += g_v.sum() - g_row.sum();
+    read_dot += row_read.sum();
     dp_sum += e[m] * change;
     de[m] += p * change + read_weight * read_dot;
   }

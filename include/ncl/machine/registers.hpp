@@ -8,6 +8,8 @@
 // interpreter calls them once per element. Backward adds into its gradient buffers.
 #pragma once
 
+#include <Eigen/Core>
+
 #include "ncl/core/tensor.hpp"
 
 namespace ncl::machine {
@@ -19,27 +21,26 @@ namespace detail {
 template <class S>
 inline constexpr index lanes = 64 / static_cast<index>(sizeof(S));
 
-/// The sum of K lane partial sums, pairwise (vector shuffles, not K dependent adds).
-template <index K, class S>
-S reduce_lanes(S* acc) {
-  for (index width = K / 2; width > 0; width /= 2) {
-    for (index i = 0; i < width; ++i) acc[i] += acc[i + width];
-  }
-  return acc[0];
+/// K lanes of partial sums, a fixed-size Eigen array the compiler keeps in vector registers.
+template <class S>
+using lane_sums = Eigen::Array<S, lanes<S>, 1>;
+
+/// The K values at x as lanes (unaligned).
+template <class S>
+Eigen::Map<const lane_sums<S>> lanes_at(const S* x) {
+  return Eigen::Map<const lane_sums<S>>(x);
 }
 
 /// sum_j a[j] b[j].
 template <class S>
 S dot(const S* a, const S* b, index n) {
   constexpr index K = lanes<S>;
-  S acc[K] = {};
+  lane_sums<S> acc = lane_sums<S>::Zero();
   index j = 0;
-  for (; j + K <= n; j += K) {
-    for (index i = 0; i < K; ++i) acc[i] += a[j + i] * b[j + i];
-  }
+  for (; j + K <= n; j += K) acc += lanes_at(a + j) * lanes_at(b + j);
   S total = S(0);
   for (; j < n; ++j) total += a[j] * b[j];
-  return total + reduce_lanes<K>(acc);
+  return total + acc.sum();
 }
 
 /// out[0, width) (+)= sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
