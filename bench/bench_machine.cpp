@@ -1,6 +1,7 @@
 // The soft machine's speed (issue 4, item 8): one step and a 16-step unroll, forward and
-// forward+backward, B = 32, R = 8, L = M = n, a dense random soft program (every op and
-// field has mass). Compare with ../shared/bench/torch_interp.py's torch-scatter rows.
+// forward+backward, B = 32, R = 8, L = n, M = min(n, 32) (ncl-run's default M = 32, M <= n),
+// a dense random soft program (every op and field has mass). Compare with
+// ../shared/bench/torch_interp.py's torch-scatter rows (which have no memory at all).
 //
 //   BM_machine_step/<n>            one step forward
 //   BM_machine_step_backward/<n>   one step forward + backward
@@ -9,8 +10,10 @@
 //   ..._per_element/<n>            the same with one program per batch element
 //   ..._dense_alu/<n>              the dense-tensor ALU backend (the paper's form), for reference
 //   ..._mean_field/<n>             mean-field control (paper eq. 6)
+//   ..._memory_n/<n>               M = n memory cells (the memory's bandwidth then dominates)
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -27,11 +30,11 @@ using ncl::machine::soft_state;
 
 constexpr index batch = 32;
 
-machine_shape bench_shape(std::int64_t n) {
+machine_shape bench_shape(std::int64_t n, bool memory_n) {
   machine_shape s;
   s.n = n;
   s.registers = 8;
-  s.memory = n;
+  s.memory = memory_n ? n : std::min<std::int64_t>(n, 32);
   s.lines = n;
   return s;
 }
@@ -75,8 +78,9 @@ struct setup {
   soft_state<float> state;
   ncl::machine::soft_interpreter<float> machine;
 
-  setup(std::int64_t n, bool per_element, ncl::alu::backend alu, control_mode control)
-      : shape(bench_shape(n)), machine(shape, alu, control) {
+  setup(std::int64_t n, bool per_element, ncl::alu::backend alu, control_mode control,
+        bool memory_n)
+      : shape(bench_shape(n, memory_n)), machine(shape, alu, control) {
     ncl::rng random(42);
     for (index p = 0; p < (per_element ? batch : 1); ++p) {
       programs.push_back(random_program(shape, random));
@@ -99,8 +103,8 @@ soft_state<float> loss_gradient(const setup& s, const soft_state<float>& final_s
 
 void run_bench(benchmark::State& bench, std::int64_t steps, bool backward, bool per_element,
                ncl::alu::backend alu = ncl::alu::backend::table,
-               control_mode control = control_mode::per_line) {
-  setup s(bench.range(0), per_element, alu, control);
+               control_mode control = control_mode::per_line, bool memory_n = false) {
+  setup s(bench.range(0), per_element, alu, control, memory_n);
   ncl::machine::machine_tape<float> tape;
   auto grads = ncl::machine::machine_gradients<float>::zeros(s.shape, batch,
                                                             static_cast<index>(s.programs.size()));
@@ -109,18 +113,18 @@ void run_bench(benchmark::State& bench, std::int64_t steps, bool backward, bool 
     s.machine.unroll_forward(tape, s.state, s.span(), steps);
     dfinal = loss_gradient(s, tape.final_state());
   }
+  soft_state<float> state = s.state;
   for (auto _ : bench) {
     if (backward) {
       s.machine.unroll_forward(tape, s.state, s.span(), steps);
       s.machine.unroll_backward(grads, tape, dfinal);
       benchmark::DoNotOptimize(grads.programs[0].op.data());
+    } else if (steps == 1) {
+      s.machine.unroll_forward(tape, s.state, s.span(), 1);  // one step into reused buffers
+      benchmark::DoNotOptimize(tape.final_state().registers.data());
     } else {
-      soft_state<float> state = s.state;
-      if (steps == 1) {
-        s.machine.step(state, s.span());
-      } else {
-        s.machine.run(state, s.span(), steps);
-      }
+      state = s.state;
+      s.machine.run(state, s.span(), steps);
       benchmark::DoNotOptimize(state.registers.data());
     }
   }
@@ -140,6 +144,12 @@ void BM_machine_run16_mean_field(benchmark::State& b) {
 void BM_machine_run16_backward_mean_field(benchmark::State& b) {
   run_bench(b, 16, true, false, ncl::alu::backend::table, control_mode::mean_field);
 }
+void BM_machine_run16_memory_n(benchmark::State& b) {
+  run_bench(b, 16, false, false, ncl::alu::backend::table, control_mode::per_line, true);
+}
+void BM_machine_run16_backward_memory_n(benchmark::State& b) {
+  run_bench(b, 16, true, false, ncl::alu::backend::table, control_mode::per_line, true);
+}
 void BM_machine_run16_dense_alu(benchmark::State& b) {
   run_bench(b, 16, false, false, ncl::alu::backend::dense_table);
 }
@@ -157,6 +167,8 @@ BENCHMARK(BM_machine_run16_per_element)->Arg(16)->Arg(32)->Arg(64)->Unit(benchma
 BENCHMARK(BM_machine_run16_backward_per_element)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_mean_field)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_backward_mean_field)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_machine_run16_memory_n)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_machine_run16_backward_memory_n)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_dense_alu)->Arg(16)->Arg(32)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_backward_dense_alu)->Arg(16)->Arg(32)->Unit(benchmark::kMicrosecond);
 
