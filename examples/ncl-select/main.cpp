@@ -1,5 +1,5 @@
 // ncl-select: a linear network learns which library program to run. Its input is a task id
-// and the arguments (one-hot); its output, a distribution over the library's entry points,
+// (with --argument-features 1 also the one-hot arguments); its output, a distribution over the library's entry points,
 // becomes the machine's initial instruction counter; the arguments go into r0 and r1; the
 // machine runs T steps in superposition; the only supervision is the cross-entropy of r0
 // against the task's answer. Nothing tells the network which program belongs to which task.
@@ -9,10 +9,11 @@
 
 int main(int argc, char** argv) {
   const example::flags flags(argc, argv,
-                             {{"steps", "300"}, {"lr", "1.0"}, {"seed", "1"}, {"max-arg", "5"}, {"min-arg", "2"},
+                             {{"steps", "300"}, {"lr", "1.0"}, {"seed", "1"}, {"max-arg", "5"}, {"min-arg", "2"}, {"argument-features", "0"}, {"tasks", "absdiff,factorial,gcd"},
                               {"out", "results/select"}, {"every", "10"}},
                              "usage: ncl-select [--steps N] [--lr X] [--seed S] [--max-arg A] "
-                             "[--min-arg A] [--every K] [--out DIR]\n");
+                             "[--min-arg A] [--argument-features 0|1]\n"
+                             "       [--tasks power,absdiff,factorial,gcd (two-argument stdlib programs)] [--every K] [--out DIR]\n");
   ncl::machine::machine_shape shape;
   shape.n = 32;
   shape.registers = 6;
@@ -20,7 +21,13 @@ int main(int argc, char** argv) {
   shape.lines = 32;
   const std::int64_t max_arg = flags.integer("max-arg"), min_arg = flags.integer("min-arg");
   shape.steps = 4 * max_arg + 8;
-  const std::vector<std::string> tasks{"power", "absdiff", "factorial", "gcd"};
+  std::vector<std::string> tasks;
+  {
+    const std::string list = flags.str("tasks") + ",";
+    for (std::size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
+      if (comma > at) tasks.push_back(list.substr(at, comma - at));
+    }
+  }
   try {
     const auto library = ncl::library::link_stdlib(shape, tasks);
     std::vector<ncl::library::selection_example> examples;
@@ -30,11 +37,12 @@ int main(int argc, char** argv) {
       }
     }
     std::printf("ncl-select: %zu tasks (%s), %zu examples, n = 32, L = 32, T = %lld\n", tasks.size(),
-                "power, absdiff, factorial, gcd", examples.size(), static_cast<long long>(shape.steps));
+                flags.str("tasks").c_str(), examples.size(), static_cast<long long>(shape.steps));
     const auto result = ncl::library::learn_selection<float>(
         library, tasks, examples,
         {.lr = flags.num("lr"), .max_steps = flags.integer("steps"),
-         .seed = static_cast<std::uint64_t>(flags.integer("seed"))},
+         .seed = static_cast<std::uint64_t>(flags.integer("seed")),
+         .argument_features = flags.integer("argument-features") != 0},
         example::progress_printer(flags.integer("every"), "answer_accuracy"));
     std::printf("%s after %lld steps. Learned choice per task (mean probability of each entry):\n",
                 result.steps_to_target >= 0 ? "all answers right, and every most likely choice answers right," : "target NOT reached",

@@ -79,10 +79,10 @@ TEST_CASE("a sketch's missing loop line is learned from answers alone", "[librar
 
 TEST_CASE("a network learns which library program to select from answers alone", "[library][learn]") {
   const auto shape = shape_of(32, 6, 32, 28);
-  const auto library = lib::link_stdlib(shape, {"power", "absdiff", "factorial", "gcd"});
-  const std::vector<std::string> tasks{"power", "absdiff", "factorial", "gcd"};
+  const std::vector<std::string> tasks{"absdiff", "factorial", "gcd"};
+  const auto library = lib::link_stdlib(shape, tasks);
   std::vector<lib::selection_example> examples;
-  for (ncl::index t = 0; t < 4; ++t) {
+  for (ncl::index t = 0; t < 3; ++t) {
     for (std::int64_t a = 2; a <= 5; ++a) {
       for (std::int64_t b = 2; b <= 5; ++b) examples.push_back({t, {a, b}});
     }
@@ -90,7 +90,7 @@ TEST_CASE("a network learns which library program to select from answers alone",
   const auto result = lib::learn_selection<float>(library, tasks, examples, {.lr = 1.0, .max_steps = 200, .seed = 1});
   INFO("steps: " << result.steps_to_target << ", final accuracy " << result.curve.back().accuracy);
   CHECK(result.steps_to_target >= 0);
-  for (ncl::index t = 0; t < 4; ++t) {
+  for (ncl::index t = 0; t < 3; ++t) {
     ncl::index best = 0;
     result.task_choice.row(t).maxCoeff(&best);
     INFO("task " << tasks[static_cast<std::size_t>(t)]);

@@ -310,6 +310,10 @@ struct selection_options {
   double lr = 0.1;
   std::int64_t max_steps = 300;
   std::uint64_t seed = 1;
+  /// Feed the network the one-hot arguments too, not only the task id. With them it may pick
+  /// a different program per example wherever two programs agree on the answer (gcd and
+  /// absdiff on (2, 3), say), which makes the per-task choice ambiguous.
+  bool argument_features = false;
   double target_accuracy = 1.0;  ///< the soft answers' accuracy to reach (and every argmax choice right)
 };
 
@@ -320,7 +324,7 @@ struct selection_result {
   matrix<S> task_choice;           ///< (tasks, entries): the learned selection per task
 };
 
-/// A linear network from [one-hot task id, one-hot arguments] to logits over the library's
+/// A linear network from the one-hot task id (and, if asked, the one-hot arguments) to logits over the library's
 /// entry points; softmax -> initial counter (select_forward); the machine runs shape.steps
 /// steps; the loss is the cross-entropy of register r0 against the answers, which come from
 /// running each task's true program (`task_programs[task]`, an entry name) on the reference
@@ -335,7 +339,7 @@ selection_result<S> learn_selection(const program_library& lib, const std::vecto
   const index tasks = static_cast<index>(task_programs.size());
   const index entries = static_cast<index>(lib.entries.size());
   const index args = examples.empty() ? 0 : static_cast<index>(examples.front().arguments.size());
-  const index features = tasks + args * shape.n;
+  const index features = tasks + (options.argument_features ? args * shape.n : 0);
   const index B = static_cast<index>(examples.size());
   // Inputs and answers.
   matrix<S> x = matrix<S>::Zero(B, features);
@@ -349,7 +353,9 @@ selection_result<S> learn_selection(const program_library& lib, const std::vecto
                                             " and ", e.arguments.size(), " arguments"));
     }
     x(b, e.task) = S(1);
-    for (index a = 0; a < args; ++a) x(b, tasks + a * shape.n + e.arguments[static_cast<std::size_t>(a)]) = S(1);
+    for (index a = 0; options.argument_features && a < args; ++a) {
+      x(b, tasks + a * shape.n + e.arguments[static_cast<std::size_t>(a)]) = S(1);
+    }
     machine::machine_inputs in;
     in.registers = e.arguments;
     in.registers.resize(static_cast<std::size_t>(shape.registers), 0);
