@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
                                         flags.str("program") + ": random initial logits (step 0)");
     ncl::library::write_program_heatmap(
         out + "/after.svg", result.after, shape,
-        flags.str("program") + ": memorised (step " + std::to_string(result.steps_to_exact) + ")");
+        flags.str("program") + ": memorised (step " + std::to_string(result.steps_to_confident) + ")");
     std::printf("wrote %s/before.svg and %s/after.svg\n", out.c_str(), out.c_str());
     return result.steps_to_confident < 0 ? 1 : 0;
   } catch (const ncl::error& e) {

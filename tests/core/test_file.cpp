@@ -23,3 +23,19 @@ TEST_CASE("file errors name the path", "[core][file]") {
                     Catch::Contains("/nonexistent/ncl/file: cannot open"));
   CHECK_THROWS_AS(ncl::write_file_atomic("/nonexistent/ncl/dir/file", "x"), ncl::io_error);
 }
+
+#include "ncl/core/plot.hpp"
+
+TEST_CASE("line charts draw every finite point and reject ragged series", "[core][plot]") {
+  ncl::line_chart chart{"loss", "step", "loss", true, {{"train", {0, 1, 2, 3}, {1.0, 0.1, 0.0, 0.01}}}};
+  const std::string svg = chart.svg();
+  CHECK(svg.rfind("<svg", 0) == 0);
+  // y = 0 cannot be drawn on a log axis: 3 of the 4 points are.
+  const auto points = svg.substr(svg.find("points=\"") + 8);
+  std::size_t commas = 0;
+  for (char c : points.substr(0, points.find('"'))) commas += c == ',';
+  CHECK(commas == 3);
+  CHECK(svg.find("(log scale)") != std::string::npos);
+  ncl::line_chart ragged{"x", "x", "y", false, {{"bad", {0, 1}, {1}}}};
+  CHECK_THROWS_AS(ragged.svg(), ncl::shape_error);
+}

@@ -62,7 +62,7 @@ struct line_chart {
     for (int k = 0; k <= 4; ++k) {
       const double xv = x_min + (x_max - x_min) * k / 4, yv = y_min + (y_max - y_min) * k / 4;
       char xs[32], ys[32];
-      std::snprintf(xs, sizeof xs, "%g", xv);
+      std::snprintf(xs, sizeof xs, x_max - x_min >= 20 ? "%.0f" : "%.3g", xv);
       std::snprintf(ys, sizeof ys, "%.3g", log_y ? std::pow(10.0, yv) : yv);
       out << "<text x=\"" << px(xv) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << xs << "</text>\n"
           << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << py(yv) << "\" y2=\"" << py(yv)
