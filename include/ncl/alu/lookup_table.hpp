@@ -108,50 +108,63 @@ class dense_lookup_table {
   /// T[i][j][k][l].
   S at(index i, index j, index k, index l) const { return tensor_((i * n_ + j) * n_ + k, l); }
 
-  /// o (B, n) = x T with x (B, A n^2) the outer product x[i][j][k] = f_i u_j v_k (paper eq. 7).
+  /// o_l = sum_ijk T_ijkl f_i u_j v_k (paper eq. 7), contracted over k first: for each
+  /// (i, j), y = v T[i][j] (B, n) is one matrix product, and o += diag(f_i u_j) y.
   void forward(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v) const {
     detail::check_forward_args("dense_lookup_table::forward", f, u, v, n_);
-    const matrix<S> x = outer(f, u, v);
-    o.noalias() = x * tensor_;
+    const index n = n_;
+    o.setZero(f.rows(), n);
+    for_each_block(f.rows(), [&](index b0, index rows) {
+      matrix<S> y(rows, n);
+      for (index i = 0; i < table_op_columns; ++i) {
+        for (index j = 0; j < n; ++j) {
+          y.noalias() = v.middleRows(b0, rows) * slice(i, j);
+          const vector<S> fu = f.col(i).segment(b0, rows).cwiseProduct(u.col(j).segment(b0, rows));
+          o.middleRows(b0, rows).noalias() += fu.asDiagonal() * y;
+        }
+      }
+    });
   }
 
-  /// df, du, dv += gradients of sum(o * dout): dx = dout T^T, then the outer product's
-  /// backward, df_i = sum_jk dx_ijk u_j v_k and likewise for u and v.
+  /// df, du, dv += gradients of sum(o * dout): for each (i, j), d = dout T[i][j]^T (B, n)
+  /// holds d o / d(f_i u_j v_k) over k, so dv += diag(f_i u_j) d, and with
+  /// g_v = sum_k d_k v_k, df_i += g_v u_j and du_j += g_v f_i.
   void backward(matrix<S>& df, matrix<S>& du, matrix<S>& dv, const matrix<S>& dout,
                 const matrix<S>& f, const matrix<S>& u, const matrix<S>& v) const {
     detail::check_backward_args("dense_lookup_table::backward", df, du, dv, dout, f, u, v, n_);
-    const matrix<S> dx = dout * tensor_.transpose();  // (B, A n^2)
     const index n = n_;
-    for (index b = 0; b < f.rows(); ++b) {
+    for_each_block(f.rows(), [&](index b0, index rows) {
+      matrix<S> d(rows, n);
       for (index i = 0; i < table_op_columns; ++i) {
+        const auto fi = f.col(i).segment(b0, rows);
         for (index j = 0; j < n; ++j) {
-          const S* g = dx.row(b).data() + (i * n + j) * n;
-          S g_v = 0;  // sum_k dx_ijk v_k
-          for (index k = 0; k < n; ++k) {
-            g_v += g[k] * v(b, k);
-            dv(b, k) += g[k] * f(b, i) * u(b, j);
-          }
-          df(b, i) += g_v * u(b, j);
-          du(b, j) += g_v * f(b, i);
+          const auto uj = u.col(j).segment(b0, rows);
+          d.noalias() = dout.middleRows(b0, rows) * slice(i, j).transpose();
+          const vector<S> fu = fi.cwiseProduct(uj);
+          dv.middleRows(b0, rows).noalias() += fu.asDiagonal() * d;
+          const vector<S> g_v = d.cwiseProduct(v.middleRows(b0, rows)).rowwise().sum();
+          df.col(i).segment(b0, rows) += g_v.cwiseProduct(uj);
+          du.col(j).segment(b0, rows) += g_v.cwiseProduct(fi);
         }
       }
-    }
+    });
   }
 
  private:
-  matrix<S> outer(const matrix<S>& f, const matrix<S>& u, const matrix<S>& v) const {
-    const index n = n_;
-    matrix<S> x(f.rows(), table_op_columns * n * n);
-    for (index b = 0; b < f.rows(); ++b) {
-      S* row = x.row(b).data();
-      for (index i = 0; i < table_op_columns; ++i) {
-        for (index j = 0; j < n; ++j) {
-          const S fu = f(b, i) * u(b, j);
-          for (index k = 0; k < n; ++k) row[(i * n + j) * n + k] = fu * v(b, k);
-        }
-      }
-    }
-    return x;
+  /// T[i][j] (n, n): rows k, columns l.
+  auto slice(index i, index j) const { return tensor_.middleRows((i * n_ + j) * n_, n_); }
+
+  /// Runs body(b0, rows) over blocks of 16 batch rows, the blocks in parallel. Inside the
+  /// parallel loop Eigen's products stay single-threaded, which for these small products is
+  /// faster than Eigen splitting each one over the threads.
+  template <class Body>
+  static void for_each_block(index batch, Body&& body) {
+    constexpr index block = 16;
+    const index blocks = (batch + block - 1) / block;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 1)
+#endif
+    for (index c = 0; c < blocks; ++c) body(c * block, std::min(block, batch - c * block));
   }
 
   std::int64_t n_;
