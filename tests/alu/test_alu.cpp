@@ -141,3 +141,16 @@ TEST_CASE("every backend's gradients match finite differences", "[alu][alu]") {
     CHECK(result.ok);
   }
 }
+
+TEST_CASE("every backend handles an empty batch", "[alu][alu]") {
+  for (backend kind : {backend::table, backend::dense_table, backend::circuit}) {
+    INFO(ncl::alu::backend_name(kind));
+    const arithmetic_unit<float> alu(8, kind);
+    const matrix<float> f(0, 9), u(0, 8), v(0, 8), dout(0, 8);
+    matrix<float> o, df(0, 9), du(0, 8), dv(0, 8);
+    alu.forward(o, f, u, v);
+    CHECK(o.rows() == 0);
+    CHECK(o.cols() == 8);
+    alu.backward(df, du, dv, dout, f, u, v);
+  }
+}
