@@ -51,6 +51,8 @@ TEST_CASE("arithmetic_unit validates n and shapes", "[alu][alu]") {
   CHECK_THROWS_AS(arithmetic_unit<float>(1), ncl::value_error);
   CHECK_THROWS_AS(arithmetic_unit<float>(12, backend::circuit), ncl::value_error);
   CHECK_NOTHROW(arithmetic_unit<float>(12, backend::table));
+  CHECK_THROWS_AS(arithmetic_unit<float>(1024, backend::dense_table), ncl::value_error);
+  CHECK_THROWS_AS(arithmetic_unit<float>(64, backend::table, 1000), ncl::value_error);
   const arithmetic_unit<float> alu(8);
   CHECK(alu.n() == 8);
   CHECK(alu.kind() == backend::table);

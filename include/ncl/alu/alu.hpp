@@ -111,10 +111,12 @@ class circuit_unit {
 template <class S>
 class arithmetic_unit {
  public:
-  /// n >= 2; circuit: n a power of two. dense_table refuses tables above dense_max_bytes.
+  /// n >= 2; circuit: n a power of two. The table backends refuse, before allocating, tables
+  /// above max_table_bytes (default 1 GiB: in float, the dense table up to n = 310, the
+  /// structured table up to n = 2574).
   explicit arithmetic_unit(std::int64_t n, backend kind = backend::table,
-                           std::size_t dense_max_bytes = default_dense_max_bytes)
-      : n_(n), kind_(kind), impl_(make(n, kind, dense_max_bytes)) {}
+                           std::size_t max_table_bytes = default_table_max_bytes)
+      : n_(n), kind_(kind), impl_(make(n, kind, max_table_bytes)) {}
 
   std::int64_t n() const { return n_; }
   backend kind() const { return kind_; }
@@ -134,12 +136,13 @@ class arithmetic_unit {
   using implementation =
       std::variant<lookup_table<S>, dense_lookup_table<S>, detail::circuit_unit<S>>;
 
-  static implementation make(std::int64_t n, backend kind, std::size_t dense_max_bytes) {
+  static implementation make(std::int64_t n, backend kind, std::size_t max_table_bytes) {
     detail::check_value_range("arithmetic_unit", n);
     switch (kind) {
-      case backend::table: return implementation(std::in_place_type<lookup_table<S>>, n);
+      case backend::table:
+        return implementation(std::in_place_type<lookup_table<S>>, n, max_table_bytes);
       case backend::dense_table:
-        return implementation(std::in_place_type<dense_lookup_table<S>>, n, dense_max_bytes);
+        return implementation(std::in_place_type<dense_lookup_table<S>>, n, max_table_bytes);
       case backend::circuit:
         return implementation(std::in_place_type<detail::circuit_unit<S>>, n);
     }

@@ -28,8 +28,8 @@ namespace ncl::alu {
 /// A: the number of ops an ALU's op distribution f ranges over.
 inline constexpr index table_op_columns = static_cast<index>(table_op_count);
 
-/// Default size limit of a dense table: 1 GiB.
-inline constexpr std::size_t default_dense_max_bytes = std::size_t{1} << 30;
+/// Default size limit of a table: 1 GiB.
+inline constexpr std::size_t default_table_max_bytes = std::size_t{1} << 30;
 
 namespace detail {
 
@@ -85,7 +85,7 @@ template <class S>
 class dense_lookup_table {
  public:
   /// Throws value_error before allocating if A n^3 sizeof(S) bytes exceed max_bytes.
-  explicit dense_lookup_table(std::int64_t n, std::size_t max_bytes = default_dense_max_bytes)
+  explicit dense_lookup_table(std::int64_t n, std::size_t max_bytes = default_table_max_bytes)
       : n_(n) {
     detail::check_value_range("dense_lookup_table", n);
     const double bytes = double(table_op_count) * double(n) * double(n) * double(n) * sizeof(S);
@@ -195,7 +195,7 @@ class lookup_table {
   static constexpr std::int64_t parallel_min_n = 32;
 
   /// Throws value_error before allocating if the table would need more than max_bytes.
-  explicit lookup_table(std::int64_t n, std::size_t max_bytes = default_dense_max_bytes) : n_(n) {
+  explicit lookup_table(std::int64_t n, std::size_t max_bytes = default_table_max_bytes) : n_(n) {
     detail::check_value_range("lookup_table", n);
     // Per table entry at most: the int32 result while building, the uint16 result kept, and
     // one single in each of the three lists (runs are fewer than the singles they replace).
