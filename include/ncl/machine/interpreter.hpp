@@ -295,10 +295,12 @@ class soft_interpreter {
                                             "; give 1 (shared) or one per element"));
     }
     out.fields.resize(programs.size());
+    out.control.resize(programs.size());
     out.batch = batch;
     for (std::size_t p = 0; p < programs.size(); ++p) {
       check_program(op, ncl::detail::concat("programs[", p, "]"), programs[p]);
       detail::pack_program(out.fields[p], programs[p], layout_);
+      detail::pack_control(out.control[p], programs[p]);
     }
   }
 
@@ -310,7 +312,7 @@ class soft_interpreter {
     threads = omp_get_max_threads();
 #endif
     const index work = shape_.n * (shape_.n + shape_.registers + 2 * shape_.memory + shape_.lines);
-    const index wanted = slices_ > 0 ? slices_ : (batch * work >= (index{1} << 16) ? threads : 1);
+    const index wanted = slices_ > 0 ? slices_ : (batch * work >= (index{1} << 15) ? threads : 1);
     const index count = std::max<index>(1, std::min(wanted, batch));
     std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
     for (index k = 0; k < count; ++k) {

@@ -60,6 +60,9 @@ struct program_layout {
 template <class S>
 struct packed_programs {
   std::vector<matrix<S>> fields;  // each (L, W)
+  // Per line, the op probabilities step 5 reads (columns of control_columns), computed once
+  // per unroll: g_JMP + g_CALL, g_JZ, g_JNZ, the rest (1 - the six control ops), g_JR, g_HALT.
+  std::vector<matrix<S>> control;  // each (6, L): one row per quantity, lines contiguous
   index batch = 0;
 
   index count() const { return static_cast<index>(fields.size()); }
@@ -90,6 +93,27 @@ struct batch_slice {
 
   index rows() const { return end - begin; }
 };
+
+enum control_row : index { row_jump, row_jz, row_jnz, row_rest, row_jr, row_halt, control_rows };
+
+/// out (6, L): the control quantities of every line of `program` (see packed_programs).
+template <class S>
+void pack_control(matrix<S>& out, const soft_program<S>& program) {
+  using alu::opcode;
+  const index L = program.lines();
+  out.resize(control_rows, L);
+  for (index l = 0; l < L; ++l) {
+    const S jump = program.op(l, column(opcode::JMP)) + program.op(l, column(opcode::CALL));
+    const S jz = program.op(l, column(opcode::JZ)), jnz = program.op(l, column(opcode::JNZ));
+    const S jr = program.op(l, column(opcode::JR)), halt = program.op(l, column(opcode::HALT));
+    out(row_jump, l) = jump;
+    out(row_jz, l) = jz;
+    out(row_jnz, l) = jnz;
+    out(row_rest, l) = S(1) - jump - jz - jnz - jr - halt;
+    out(row_jr, l) = jr;
+    out(row_halt, l) = halt;
+  }
+}
 
 template <class S>
 void pack_program(matrix<S>& out, const soft_program<S>& program, const program_layout& layout) {

@@ -72,21 +72,35 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
   for (index b = begin; b < end; ++b) {
     for (index r = 0; r < R; ++r) cache.register_zero(b, r) = state.registers(b, r * n);
   }
-  next.middleRows(begin, end - begin).setZero();
   programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
     const matrix<S>& P = programs.of(p);
+    const matrix<S>& G = programs.control[static_cast<std::size_t>(p)];
+    const S* jump = G.data() + row_jump * L;
+    const S* jz = G.data() + row_jz * L;
+    const S* jnz = G.data() + row_jnz * L;
+    const S* rest = G.data() + row_rest * L;
+    const S* jr = G.data() + row_jr * L;
+    const S* halt = G.data() + row_halt * L;
     cache.zero_test.middleRows(b0, nb).noalias() =
         cache.register_zero.middleRows(b0, nb) * P.middleCols(layout.a(), R).transpose();
     for (index b = b0; b < b0 + nb; ++b) {
+      // control_scalars for every line at once, in plain arrays the compiler vectorises.
+      const S* c = state.counter.data() + b * L;
+      const S* z = cache.zero_test.data() + b * L;
+      S* target = cache.target_weight.data() + b * L;
+      S* jumping = cache.jump_weight.data() + b * L;
+      S* out = next.data() + b * L;
       for (index l = 0; l < L; ++l) {
-        const S c = state.counter(b, l);
-        const S* g = P.data() + l * P.cols();
-        const auto [s, q] = control_scalars(g, cache.zero_test(b, l));
-        cache.target_weight(b, l) = c * s;
-        cache.jump_weight(b, l) = c * g[col_jr];
-        next(b, l) += c * g[col_halt];
-        next(b, (l + 1) % L) += c * q;
+        target[l] = c[l] * (jump[l] + jz[l] * z[l] + jnz[l] * (S(1) - z[l]));
+        jumping[l] = c[l] * jr[l];
+        out[l] = c[l] * halt[l];
       }
+      // next[l + 1] += c_l q_l, line L - 1 wrapping to 0.
+      const auto moved = [&](index l) {
+        return c[l] * (jz[l] * (S(1) - z[l]) + jnz[l] * z[l] + rest[l]);
+      };
+      for (index l = 0; l + 1 < L; ++l) out[l + 1] += moved(l);
+      out[0] += moved(L - 1);
     }
     cache.jump_targets.middleRows(b0, nb).noalias() =
         cache.target_weight.middleRows(b0, nb) * P.middleCols(layout.imm(), n);
