@@ -478,7 +478,9 @@ inline assembled_program assemble_files(const std::vector<std::string>& paths,
 inline std::string register_name(int r, const machine_shape& shape) {
   if (r == shape.sp()) return "sp";
   if (r == shape.ra()) return "ra";
-  return "r" + std::to_string(r);
+  std::string name = std::to_string(r);
+  name.insert(name.begin(), 'r');  // not "r" + ...: GCC 12 warns falsely (-Wrestrict) on that at -O3
+  return name;
 }
 
 /// One instruction as assembly text. `target` renders a jump target or label immediate
