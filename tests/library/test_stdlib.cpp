@@ -158,3 +158,57 @@ TEST_CASE("stdlib list programs: sum, min, max, reverse, sort, search", "[librar
   CHECK(run(library, "list_sum", {3, 0}).registers[0] == 0);
   CHECK(run(library, "search", {3, 0, 5}).registers[0] == 0);
 }
+
+#include "ncl/core/gradcheck.hpp"
+#include "ncl/machine/interpreter.hpp"
+
+TEST_CASE("selection and argument writing: exact on one-hot, gradient-checked on soft",
+          "[library][linker][gradcheck]") {
+  auto shape = stdlib_shape();
+  shape.n = 32;
+  shape.lines = 32;
+  shape.memory = 32;
+  shape.registers = 6;
+  const auto library = lib::link_stdlib(shape, {"absdiff", "factorial", "gcd"});
+  // One-hot selection of entry e puts the counter one-hot on e's line.
+  ncl::matrix<double> select = ncl::matrix<double>::Zero(2, 3), counter;
+  select(0, 1) = 1;
+  select(1, 2) = 1;
+  lib::select_forward(counter, select, library);
+  CHECK(counter(0, library.entries[1].line) == 1.0);
+  CHECK(counter(1, library.entries[2].line) == 1.0);
+  CHECK(counter.sum() == 2.0);
+
+  ncl::rng random(2);
+  ncl::matrix<double> soft_select(2, 3), x0(2, 32), x1(2, 32);
+  for (auto* m : {&soft_select, &x0, &x1}) {
+    random.fill_uniform(std::span<double>(m->data(), static_cast<std::size_t>(m->size())), 0.05, 1.0);
+  }
+  const std::vector<ncl::index> argument_registers{0, 1};
+  auto state = ncl::machine::initial_state<double>(shape, 2, 0);
+  auto forward = [&] {
+    lib::select_forward(state.counter, soft_select, library);
+    lib::write_arguments(state, shape, argument_registers, {x0, x1});
+    std::vector<double> out(state.counter.data(), state.counter.data() + state.counter.size());
+    out.insert(out.end(), state.registers.data(), state.registers.data() + state.registers.size());
+    return out;
+  };
+  auto backward = [&](std::span<const double> dout) {
+    const ncl::matrix<double> dcounter = ncl::const_matrix_map<double>(dout.data(), 2, shape.lines);
+    const ncl::matrix<double> dregisters =
+        ncl::const_matrix_map<double>(dout.data() + 2 * shape.lines, 2, shape.registers * shape.n);
+    ncl::matrix<double> dselect = ncl::matrix<double>::Zero(2, 3);
+    std::vector<ncl::matrix<double>> dargs{ncl::matrix<double>::Zero(2, 32), ncl::matrix<double>::Zero(2, 32)};
+    lib::select_backward(dselect, dcounter, library);
+    lib::write_arguments_backward(dargs, dregisters, shape, argument_registers);
+    return std::vector<std::vector<double>>{{dselect.data(), dselect.data() + 6},
+                                            {dargs[0].data(), dargs[0].data() + 64},
+                                            {dargs[1].data(), dargs[1].data() + 64}};
+  };
+  const auto result = ncl::gradcheck({{"select", {soft_select.data(), 6}}, {"x0", {x0.data(), 64}}, {"x1", {x1.data(), 64}}},
+                                     forward, backward);
+  INFO(result.report());
+  CHECK(result.ok);
+  CHECK_THROWS_WITH(lib::write_arguments(state, shape, {7}, {x0}), Catch::Contains("register 7 is outside [0, 6)"));
+  CHECK_THROWS_AS(lib::select_forward(counter, x0, library), ncl::shape_error);
+}

@@ -370,7 +370,21 @@ selection_result<S> learn_selection(const program_library& lib, const std::vecto
   random.fill_normal(params.value(weight), 0.0, 0.1);
   train::adamw<S> optimizer(params, {.lr = options.lr, .weight_decay = 0.0});
   const machine::soft_interpreter<S> machine(shape);
-  auto initial = detail::input_states<S>(shape, inputs, 0);
+  // The arguments go in as distributions (one-hot here) through write_arguments, the same
+  // path a model's predicted argument distributions take.
+  auto initial = machine::initial_state<S>(shape, B, 0);
+  {
+    std::vector<index> argument_registers;
+    std::vector<matrix<S>> argument_values;
+    for (index a = 0; a < args; ++a) {
+      argument_registers.push_back(a);
+      argument_values.push_back(matrix<S>::Zero(B, shape.n));
+      for (index b = 0; b < B; ++b) {
+        argument_values.back()(b, examples[static_cast<std::size_t>(b)].arguments[static_cast<std::size_t>(a)]) = S(1);
+      }
+    }
+    write_arguments(initial, shape, argument_registers, argument_values);
+  }
   const auto program = lib.compile<S>();
   machine::machine_tape<S> tape;
   selection_result<S> result;
