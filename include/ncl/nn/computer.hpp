@@ -1,0 +1,320 @@
+// The computer layer (paper section 3): a LLaMA-style model that calls the differentiable
+// computer from an intermediate layer. After block k, the residual stream at one chosen
+// position per sequence (the last by default) is normalised and read by linear heads:
+//   select  = softmax(W_sel h)       (B, E)  a distribution over the library's entry points
+//                                            (a library of one-instruction programs makes
+//                                            it a distribution over opcodes: opcode_library)
+//   arg_i   = softmax(W_arg_i h)     (B, n)  the input distribution of argument register i
+// These become the machine's initial state (the counter c0 = select E, the argument
+// registers; library/linker.hpp), the soft machine runs T steps over the frozen compiled
+// library, and the answer register's distribution is the answer: the loss is its
+// cross-entropy. Optionally (project_back) the answer is mapped back into the residual stream,
+// h += W_out answer at the same position, the remaining blocks run, and the final head's
+// cross-entropy at the last position joins the loss:
+//   loss = machine_loss_weight * CE(answer) + head_loss_weight * CE(head logits)
+// Backward runs the same path in reverse: the remaining blocks, W_out, the machine through
+// time (machine/interpreter.hpp), the heads, the norm, the first k blocks, the embedding, so
+// every transformer weight is trained by the answer alone.
+//
+//   train::parameter_set<float> params;
+//   auto lib = library::link_stdlib(shape, {"power", "absdiff", "gcd"});
+//   nn::llama_computer<float> model(llama_cfg, {.after_block = 1, .steps = 24}, lib, params);
+//   float loss = model.forward(tokens, {}, answers, B, T);   // positions {}: the last ones
+//   params.zero_grad(); model.backward(); optimizer.step(params);
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ncl/alu/alu.hpp"
+#include "ncl/core/error.hpp"
+#include "ncl/core/rng.hpp"
+#include "ncl/core/softmax.hpp"
+#include "ncl/core/tensor.hpp"
+#include "ncl/library/learn.hpp"
+#include "ncl/library/linker.hpp"
+#include "ncl/machine/interpreter.hpp"
+#include "ncl/nn/linear.hpp"
+#include "ncl/nn/llama.hpp"
+#include "ncl/nn/rmsnorm.hpp"
+
+namespace ncl::nn {
+
+/// Where and how the model calls the machine.
+struct computer_config {
+  index after_block = 1;                          ///< k: read the stream after block k, 1 <= k <= n_layers
+  std::vector<index> argument_registers{0, 1};    ///< registers the argument heads write, in order
+  index answer_register = 0;                      ///< its final distribution is the answer
+  std::int64_t steps = 16;                        ///< T machine steps (early stop once every element halted)
+  /// (d): add W_out answer into the stream at the read position, run the remaining blocks and
+  /// the final head at the last position; its cross-entropy against the answers joins the loss.
+  bool project_back = false;
+  double machine_loss_weight = 1.0;
+  double head_loss_weight = 1.0;                  ///< only with project_back
+  double answer_eps = 1e-6;                       ///< CE(answer) = -log(p + eps)
+  machine::control_mode control = machine::control_mode::per_line;
+  alu::backend alu = alu::backend::table;
+};
+
+template <class S>
+class llama_computer {
+ public:
+  using params_type = train::parameter_set<S>;
+
+  /// Adds the transformer's parameters and the computer's (computer.norm.weight,
+  /// computer.select.weight (E, C), computer.args.{i}.weight (n, C) and, with project_back,
+  /// computer.out_proj.weight (C, n)) to `params`, all zero: call init() or load them.
+  llama_computer(const llama_config& model_config, const computer_config& config,
+                 library::program_library lib, params_type& params)
+      : config_(validated(model_config, config, lib)), lib_(std::move(lib)), params_(params),
+        model_(model_config, params),
+        machine_(lib_.shape, config.alu, config.control),
+        program_(lib_.compile<S>()) {
+    const index C = model_config.dim, n = lib_.shape.n, E = entries();
+    norm_w_ = params.add("computer.norm.weight", {C});
+    select_w_ = params.add("computer.select.weight", {E, C});
+    for (std::size_t i = 0; i < config_.argument_registers.size(); ++i) {
+      arg_w_.push_back(params.add("computer.args." + std::to_string(i) + ".weight", {n, C}));
+    }
+    if (config_.project_back) out_w_ = params.add("computer.out_proj.weight", {C, n});
+  }
+
+  const computer_config& config() const { return config_; }
+  const library::program_library& library() const { return lib_; }
+  llama<S>& transformer() { return model_; }
+  params_type& params() { return params_; }
+  index entries() const { return static_cast<index>(lib_.entries.size()); }
+
+  /// Every parameter in the set: norm weights 1, every matrix N(0, std^2).
+  void init(ncl::rng& random, double std = 0.02) { model_.init(random, std); }
+
+  /// Runs the model on tokens (B, T), reading the stream after block k at positions[b] of
+  /// each sequence (empty: T - 1), and returns the loss against answers (B, values in
+  /// [0, n)). Keeps what backward needs.
+  S forward(std::span<const std::int32_t> tokens, std::span<const index> positions,
+            std::span<const std::int64_t> answers, index B, index T) {
+    have_forward_ = false;
+    const llama_config& mc = model_.config();
+    const machine::machine_shape& shape = lib_.shape;
+    const index L = mc.n_layers, k = config_.after_block, C = mc.dim, n = shape.n, E = entries();
+    check_batch(positions, answers, B, T);
+    positions_.resize(static_cast<std::size_t>(B));
+    for (index b = 0; b < B; ++b) {
+      positions_[static_cast<std::size_t>(b)] = positions.empty() ? T - 1 : positions[static_cast<std::size_t>(b)];
+    }
+    answers_.assign(answers.begin(), answers.end());
+    const index first = *std::min_element(positions_.begin(), positions_.end());
+    const index top = config_.project_back ? L : k;  // blocks that run
+    // Every block's output is needed at every position, except the last block run: the
+    // machine (if it reads there) needs the positions from the earliest read one on, the
+    // head the last one.
+    auto rows_of = [&](index l) { return l != top - 1 ? T : (l + 1 == k ? T - first : 1); };
+
+    model_.embed(tokens, B, T);
+    for (index l = 0; l < k; ++l) model_.forward_block(l, rows_of(l));
+
+    // (a), (b): the heads on the normalised stream at the read positions.
+    hidden_.resize(B, C);
+    gather_rows(hidden_, model_.residual(k), model_.residual_rows(k), T);
+    hidden_norm_.resize(B, C);
+    rstd_.resize(static_cast<std::size_t>(B));
+    rmsnorm_forward(hidden_norm_.data(), rstd_.data(), hidden_.data(), w(norm_w_), B, C,
+                    static_cast<S>(mc.norm_eps));
+    select_logits_.resize(B, E);
+    linear_forward(select_logits_.data(), hidden_norm_.data(), w(select_w_), B, C, E);
+    softmax_forward(select_, select_logits_);
+    arg_probs_.resize(arg_w_.size());
+    matrix<S> logits(B, n);
+    for (std::size_t i = 0; i < arg_w_.size(); ++i) {
+      linear_forward(logits.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
+      softmax_forward(arg_probs_[i], logits);
+    }
+    // The machine: c0 from the selection, the argument registers from the heads, every other
+    // register and memory cell on 0.
+    auto initial = machine::initial_state<S>(shape, B, 0);
+    library::select_forward(initial.counter, select_, lib_);
+    library::write_arguments(initial, shape, config_.argument_registers, arg_probs_);
+    machine_.unroll_forward(tape_, initial, program_, config_.steps);
+    const auto& final_state = tape_.final_state();
+    answer_ = final_state.registers.block(0, config_.answer_register * n, B, n);
+    machine_loss_ = library::answer_loss_forward(final_state, shape, config_.answer_register,
+                                                 answers_, static_cast<S>(config_.answer_eps));
+    S loss = static_cast<S>(config_.machine_loss_weight * machine_loss_);
+    head_loss_ = 0;
+
+    if (config_.project_back) {  // (d)
+      matrix<S> z(B, C);
+      linear_forward(z.data(), answer_.data(), w(out_w_), B, n, C);
+      scatter_add_rows(model_.residual(k), model_.residual_rows(k), T, z);
+      for (index l = k; l < L; ++l) model_.forward_block(l, rows_of(l));
+      targets_.assign(answers_.begin(), answers_.end());
+      head_loss_ = static_cast<double>(model_.head_forward(targets_));
+      loss += static_cast<S>(config_.head_loss_weight * head_loss_);
+    }
+    T_ = T;
+    have_forward_ = true;
+    return loss;
+  }
+
+  /// Adds d loss / d parameter, scaled by dloss, into params().grads() (zero them first).
+  void backward(S dloss = S(1)) {
+    if (!have_forward_) throw value_error("llama_computer::backward: no successful forward to differentiate");
+    const machine::machine_shape& shape = lib_.shape;
+    const llama_config& mc = model_.config();
+    const index L = mc.n_layers, k = config_.after_block, C = mc.dim, n = shape.n, E = entries();
+    const index B = select_.rows(), T = T_;
+    matrix<S> danswer = matrix<S>::Zero(B, n);
+    if (config_.project_back) {
+      model_.begin_backward(L);
+      model_.head_backward(static_cast<S>(config_.head_loss_weight) * dloss);
+      for (index l = L - 1; l >= k; --l) model_.backward_block(l);
+      matrix<S> dz(B, C);
+      gather_rows(dz, model_.residual_grad(), model_.residual_rows(k), T);
+      linear_backward(danswer.data(), g(out_w_), dz.data(), answer_.data(), w(out_w_), B, n, C);
+    } else {
+      model_.begin_backward(k);
+    }
+    // Through the machine: d final answer register -> d initial counter and registers.
+    auto dfinal = machine::zero_state<S>(shape, B);
+    library::answer_loss_backward(dfinal, tape_.final_state(), shape, config_.answer_register,
+                                  answers_, static_cast<S>(config_.answer_eps));
+    dfinal.registers *= static_cast<S>(config_.machine_loss_weight) * dloss;
+    dfinal.registers.block(0, config_.answer_register * n, B, n) += danswer;
+    auto grads = machine::machine_gradients<S>::zeros(shape, B, 1);
+    machine_.unroll_backward(grads, tape_, dfinal);
+    // The heads and the norm.
+    matrix<S> dselect = matrix<S>::Zero(B, E), dlogits = matrix<S>::Zero(B, E);
+    library::select_backward(dselect, grads.initial.counter, lib_);
+    softmax_backward(dlogits, dselect, select_);
+    matrix<S> dhidden_norm = matrix<S>::Zero(B, C);
+    linear_backward(dhidden_norm.data(), g(select_w_), dlogits.data(), hidden_norm_.data(), w(select_w_), B, C, E);
+    std::vector<matrix<S>> dargs(arg_w_.size(), matrix<S>::Zero(B, n));
+    library::write_arguments_backward(dargs, grads.initial.registers, shape, config_.argument_registers);
+    for (std::size_t i = 0; i < arg_w_.size(); ++i) {
+      matrix<S> dl = matrix<S>::Zero(B, n);
+      softmax_backward(dl, dargs[i], arg_probs_[i]);
+      linear_backward(dhidden_norm.data(), g(arg_w_[i]), dl.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
+    }
+    matrix<S> dhidden = matrix<S>::Zero(B, C);
+    rmsnorm_backward(dhidden.data(), g(norm_w_), dhidden_norm.data(), hidden_.data(), w(norm_w_), rstd_.data(), B, C);
+    scatter_add_rows(model_.residual_grad(), model_.residual_rows(k), T, dhidden);
+    for (index l = k - 1; l >= 0; --l) model_.backward_block(l);
+    model_.embed_backward();
+  }
+
+  // ---- the last forward's parts ----------------------------------------------------------
+  const matrix<S>& selection() const { return select_; }                 ///< (B, E)
+  const matrix<S>& argument(std::size_t i) const { return arg_probs_.at(i); }  ///< (B, n)
+  const matrix<S>& answer() const { return answer_; }                    ///< (B, n)
+  double machine_loss() const { return machine_loss_; }                  ///< CE(answer)
+  double head_loss() const { return head_loss_; }                        ///< CE(head), project_back
+  std::int64_t machine_steps() const { return tape_.steps; }             ///< steps the machine ran
+  /// The final head's logits (B, output_size), with project_back.
+  std::span<const S> head_logits() const { return model_.logits(); }
+
+ private:
+  static const computer_config& validated(const llama_config& mc, const computer_config& config,
+                                          const library::program_library& lib) {
+    mc.validate();
+    lib.shape.validate();
+    auto fail = [](const auto&... parts) { throw value_error(ncl::detail::concat("llama_computer: ", parts...)); };
+    if (config.after_block < 1 || config.after_block > mc.n_layers) {
+      fail("after_block ", config.after_block, " is outside [1, n_layers = ", mc.n_layers, "]");
+    }
+    if (config.steps < 1) fail("steps ", config.steps, " must be >= 1");
+    if (lib.entries.empty()) fail("the library has no entry points");
+    auto check_register = [&](const char* what, index r) {
+      if (r < 0 || r >= lib.shape.registers) fail(what, " register ", r, " is outside [0, R = ", lib.shape.registers, ")");
+    };
+    for (index r : config.argument_registers) check_register("argument", r);
+    check_register("answer", config.answer_register);
+    for (std::size_t i = 0; i < config.argument_registers.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (config.argument_registers[i] == config.argument_registers[j]) {
+          fail("argument register ", config.argument_registers[i], " is listed twice");
+        }
+      }
+    }
+    if (!(config.machine_loss_weight >= 0) || !(config.head_loss_weight >= 0) || !(config.answer_eps >= 0)) {
+      fail("loss weights and answer_eps must be >= 0");
+    }
+    if (config.project_back && mc.output_size < lib.shape.n) {
+      fail("with project_back the head's output_size ", mc.output_size, " must cover the n = ",
+           lib.shape.n, " answers");
+    }
+    return config;
+  }
+
+  void check_batch(std::span<const index> positions, std::span<const std::int64_t> answers, index B, index T) const {
+    if (B <= 0 || T <= 0) {
+      throw value_error(ncl::detail::concat("llama_computer::forward: need B > 0 and T > 0, got B ", B, ", T ", T));
+    }
+    if (!positions.empty() && static_cast<index>(positions.size()) != B) {
+      throw shape_error(ncl::detail::concat("llama_computer::forward: positions has ", positions.size(),
+                                            " entries, expected 0 (the last) or B = ", B));
+    }
+    for (std::size_t b = 0; b < positions.size(); ++b) {
+      if (positions[b] < 0 || positions[b] >= T) {
+        throw value_error(ncl::detail::concat("llama_computer::forward: positions[", b, "] = ",
+                                              positions[b], " is outside [0, T = ", T, ")"));
+      }
+    }
+    if (static_cast<index>(answers.size()) != B) {
+      throw shape_error(ncl::detail::concat("llama_computer::forward: answers has ", answers.size(),
+                                            " entries, expected B = ", B));
+    }
+    for (std::size_t b = 0; b < answers.size(); ++b) {
+      if (answers[b] < 0 || answers[b] >= lib_.shape.n) {
+        throw value_error(ncl::detail::concat("llama_computer::forward: answers[", b, "] = ",
+                                              answers[b], " is outside [0, n = ", lib_.shape.n, ")"));
+      }
+    }
+  }
+
+  // out (B, C) = the stream's rows at positions_ (stream: B * rows positions T - rows ..).
+  void gather_rows(matrix<S>& out, std::span<const S> stream, index rows, index T) const {
+    const index C = out.cols();
+    for (index b = 0; b < out.rows(); ++b) {
+      const index r = b * rows + positions_[static_cast<std::size_t>(b)] - (T - rows);
+      std::copy_n(stream.data() + r * C, C, out.row(b).data());
+    }
+  }
+  // The stream's rows at positions_ += x (B, C).
+  void scatter_add_rows(std::span<S> stream, index rows, index T, const matrix<S>& x) const {
+    const index C = x.cols();
+    for (index b = 0; b < x.rows(); ++b) {
+      S* dst = stream.data() + (b * rows + positions_[static_cast<std::size_t>(b)] - (T - rows)) * C;
+      for (index c = 0; c < C; ++c) dst[c] += x(b, c);
+    }
+  }
+
+  S* w(std::size_t p) { return params_.value(p).data(); }
+  S* g(std::size_t p) { return params_.grad(p).data(); }
+
+  computer_config config_;
+  library::program_library lib_;
+  params_type& params_;
+  llama<S> model_;
+  machine::soft_interpreter<S> machine_;
+  machine::soft_program<S> program_;  // the compiled library, frozen
+  std::size_t norm_w_ = 0, select_w_ = 0, out_w_ = 0;  // parameter ids
+  std::vector<std::size_t> arg_w_;
+
+  // the last forward
+  bool have_forward_ = false;
+  index T_ = 0;
+  std::vector<index> positions_;
+  std::vector<std::int64_t> answers_;
+  std::vector<std::int32_t> targets_;
+  matrix<S> hidden_, hidden_norm_, select_logits_, select_, answer_;
+  std::vector<S> rstd_;
+  std::vector<matrix<S>> arg_probs_;
+  machine::machine_tape<S> tape_;
+  double machine_loss_ = 0, head_loss_ = 0;
+};
+
+}  // namespace ncl::nn

@@ -1,0 +1,293 @@
+// The computer layer (nn/computer.hpp): a finite-difference gradient check of the whole path
+// (tokens -> blocks -> heads -> machine -> answer -> [back into the stream -> blocks -> head])
+// on tiny configs, the wiring against the machine run by hand, learning to pick an opcode and
+// its arguments from tokens, the block-level llama API, and bad input.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ncl/core/gradcheck.hpp"
+#include "ncl/core/rng.hpp"
+#include "ncl/library/linker.hpp"
+#include "ncl/machine/interpreter.hpp"
+#include "ncl/nn/computer.hpp"
+#include "ncl/nn/llama.hpp"
+#include "ncl/train/adamw.hpp"
+
+using Index = ncl::index;
+
+namespace {
+
+ncl::nn::llama_config tiny_config(Index output_size = 8) {
+  ncl::nn::llama_config c;
+  c.dim = 8;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.ffn_dim = 12;
+  c.vocab_size = 11;
+  c.output_size = output_size;
+  c.max_seq_len = 8;
+  return c;
+}
+
+ncl::machine::machine_shape small_shape() {
+  ncl::machine::machine_shape s;
+  s.n = 8;
+  s.registers = 4;
+  s.memory = 2;
+  s.lines = 8;
+  s.steps = 3;
+  return s;
+}
+
+ncl::library::program_library three_ops() {
+  static const std::vector<ncl::alu::opcode> ops{ncl::alu::opcode::ADD, ncl::alu::opcode::MUL,
+                                                 ncl::alu::opcode::MAX};
+  return ncl::library::opcode_library(small_shape(), ops);
+}
+
+// Norm weights away from 1, so their gradients are not special.
+template <class S>
+void jitter_norms(ncl::train::parameter_set<S>& params, ncl::rng& random) {
+  for (std::size_t p = 0; p < params.count(); ++p) {
+    if (params.info(p).shape.size() == 1) {
+      for (auto& x : params.value(p)) x += static_cast<S>(random.uniform(-0.3, 0.3));
+    }
+  }
+}
+
+struct gradcheck_case {
+  ncl::nn::computer_config config;
+  ncl::library::program_library lib;
+  std::vector<Index> positions;  // empty: the last
+};
+
+void check_whole_path(const gradcheck_case& c) {
+  ncl::train::parameter_set<double> params;
+  ncl::nn::llama_computer<double> model(tiny_config(c.lib.shape.n), c.config, c.lib, params);
+  ncl::rng random(5);
+  model.init(random, 0.5);
+  jitter_norms(params, random);
+  const Index B = 2, T = 5;
+  const std::vector<std::int32_t> tokens{1, 4, 4, 9, 0, 10, 3, 2, 7, 3};
+  const std::vector<std::int64_t> answers{5, 2};
+  std::vector<ncl::gradcheck_input> inputs;
+  for (std::size_t p = 0; p < params.count(); ++p) inputs.push_back({params.info(p).name, params.value(p)});
+  auto fwd = [&] { return std::vector<double>{model.forward(tokens, c.positions, answers, B, T)}; };
+  auto bwd = [&](std::span<const double> dloss) {
+    model.forward(tokens, c.positions, answers, B, T);
+    params.zero_grad();
+    model.backward(dloss[0]);
+    std::vector<std::vector<double>> grads;
+    for (std::size_t p = 0; p < params.count(); ++p) grads.emplace_back(params.grad(p).begin(), params.grad(p).end());
+    return grads;
+  };
+  ncl::gradcheck_options options;
+  options.samples_per_input = 10;
+  options.atol = 1e-8;
+  options.rtol = 1e-5;
+  const auto r = ncl::gradcheck(inputs, fwd, bwd, options);
+  INFO(r.report());
+  CHECK(r.ok);
+  CHECK(r.checked > 150);
+  // The loss reaches every transformer weight the path runs through: all of them when the
+  // answer is projected back or the machine reads after the last block.
+  const bool all_blocks = c.config.project_back || c.config.after_block == 2;
+  for (std::size_t p = 0; p < params.count(); ++p) {
+    const std::string& name = params.info(p).name;
+    if (name == "lm_head.weight" || name == "model.norm.weight") {
+      if (!c.config.project_back) continue;
+    } else if (name.starts_with("model.layers.1.") && !all_blocks) {
+      continue;
+    }
+    double norm = 0;
+    for (double x : params.grad(p)) norm += x * x;
+    INFO(name);
+    CHECK(norm > 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("computer: whole-path gradient check, machine after block 1, answer as the loss", "[nn][computer][gradcheck]") {
+  check_whole_path({{.after_block = 1, .steps = 3}, three_ops(), {}});
+}
+
+TEST_CASE("computer: whole-path gradient check, machine after the last block at chosen positions", "[nn][computer][gradcheck]") {
+  check_whole_path({{.after_block = 2, .steps = 3}, three_ops(), {2, 4}});
+}
+
+TEST_CASE("computer: whole-path gradient check, answer projected back into the stream", "[nn][computer][gradcheck]") {
+  check_whole_path({{.after_block = 1, .steps = 3, .project_back = true, .machine_loss_weight = 0.6,
+                     .head_loss_weight = 0.8},
+                    three_ops(), {1, 3}});
+}
+
+TEST_CASE("computer: whole-path gradient check, projected back after the last block, mean-field control", "[nn][computer][gradcheck]") {
+  check_whole_path({{.after_block = 2, .steps = 3, .project_back = true,
+                     .control = ncl::machine::control_mode::mean_field},
+                    three_ops(), {}});
+}
+
+TEST_CASE("computer: whole-path gradient check through stdlib programs with loops", "[nn][computer][gradcheck]") {
+  ncl::machine::machine_shape shape;
+  shape.n = 16;
+  shape.registers = 8;
+  shape.memory = 4;
+  shape.lines = 16;
+  const auto lib = ncl::library::link_stdlib(shape, {"power", "absdiff"});
+  check_whole_path({{.after_block = 1, .steps = 7}, lib, {}});
+}
+
+TEST_CASE("computer: the machine runs from the heads' distributions", "[nn][computer]") {
+  const auto lib = three_ops();
+  ncl::train::parameter_set<double> params;
+  ncl::nn::llama_computer<double> model(tiny_config(), {.after_block = 1, .argument_registers = {0, 1}, .steps = 3}, lib, params);
+  ncl::rng random(9);
+  model.init(random, 0.5);
+  const std::vector<std::int32_t> tokens{3, 1, 4, 1, 5, 9, 2, 6};
+  const std::vector<std::int64_t> answers{1, 6};
+  const double loss = model.forward(tokens, {}, answers, 2, 4);
+  // Run the machine by hand from what the heads produced.
+  auto state = ncl::machine::initial_state<double>(lib.shape, 2, 0);
+  ncl::library::select_forward(state.counter, model.selection(), lib);
+  ncl::library::write_arguments(state, lib.shape, {0, 1}, {model.argument(0), model.argument(1)});
+  const ncl::machine::soft_interpreter<double> machine(lib.shape);
+  machine.run(state, lib.compile<double>(), 3);
+  const auto expected = state.registers.block(0, 0, 2, lib.shape.n);
+  CHECK((model.answer() - expected).cwiseAbs().maxCoeff() < 1e-12);
+  const double ce = -(std::log(expected(0, 1) + 1e-6) + std::log(expected(1, 6) + 1e-6)) / 2;
+  CHECK(loss == Approx(ce).epsilon(1e-12));
+  CHECK(model.machine_loss() == Approx(ce).epsilon(1e-12));
+  // Each head's rows are distributions.
+  for (Index b = 0; b < 2; ++b) {
+    CHECK(model.selection().row(b).sum() == Approx(1.0));
+    CHECK(model.argument(1).row(b).sum() == Approx(1.0));
+    CHECK(model.answer().row(b).sum() == Approx(1.0));
+  }
+}
+
+TEST_CASE("computer: a transformer learns to pick an opcode and its arguments from tokens", "[nn][computer][learn]") {
+  // Sequences (a, op, b) with digit tokens 0..7 and op tokens 8..10 (ADD, MUL, MAX); the
+  // answer op(a, b) mod 8 is the only supervision, through the machine.
+  const auto lib = three_ops();
+  ncl::nn::llama_config mc;
+  mc.dim = 32;
+  mc.n_layers = 1;
+  mc.n_heads = 4;
+  mc.n_kv_heads = 2;
+  mc.ffn_dim = 64;
+  mc.vocab_size = 11;
+  mc.output_size = 8;
+  mc.max_seq_len = 4;
+  ncl::train::parameter_set<float> params;
+  ncl::nn::llama_computer<float> model(mc, {.after_block = 1, .steps = 2}, lib, params);
+  ncl::rng random(1);
+  model.init(random, 0.1);
+  std::vector<std::int32_t> tokens;
+  std::vector<std::int64_t> answers;
+  const ncl::alu::opcode ops[3] = {ncl::alu::opcode::ADD, ncl::alu::opcode::MUL, ncl::alu::opcode::MAX};
+  for (std::int32_t op = 0; op < 3; ++op) {
+    for (std::int32_t a = 0; a < 8; ++a) {
+      for (std::int32_t b = 0; b < 8; ++b) {
+        tokens.insert(tokens.end(), {a, 8 + op, b});
+        answers.push_back(ncl::alu::apply(ops[op], a, b, 8));
+      }
+    }
+  }
+  const Index B = static_cast<Index>(answers.size());
+  ncl::train::adamw<float> optimizer(params, {.lr = 1e-2, .weight_decay = 0.0});
+  auto accuracy = [&] {
+    Index right = 0;
+    for (Index b = 0; b < B; ++b) {
+      Index best = 0;
+      model.answer().row(b).maxCoeff(&best);
+      right += best == answers[static_cast<std::size_t>(b)];
+    }
+    return static_cast<double>(right) / static_cast<double>(B);
+  };
+  const double first = model.forward(tokens, {}, answers, B, 3);
+  const double start_accuracy = accuracy();
+  double loss = first;
+  for (int step = 0; step < 300 && accuracy() < 1.0; ++step) {
+    params.zero_grad();
+    model.backward();
+    optimizer.step(params);
+    loss = model.forward(tokens, {}, answers, B, 3);
+  }
+  INFO("loss " << first << " -> " << loss << ", accuracy " << start_accuracy << " -> " << accuracy());
+  CHECK(accuracy() == 1.0);
+  CHECK(loss < 0.2 * first);
+}
+
+TEST_CASE("llama: the block-level API checks its order", "[nn][llama]") {
+  ncl::train::parameter_set<double> params;
+  ncl::nn::llama<double> model(tiny_config(), params);
+  ncl::rng random(2);
+  model.init(random, 0.3);
+  const std::vector<std::int32_t> tokens{1, 2, 3, 4, 5, 6};
+  const std::vector<std::int32_t> targets{0, 1};
+  CHECK_THROWS_AS(model.forward_block(0, 3), ncl::value_error);  // no embed
+  model.embed(tokens, 2, 3);
+  CHECK(model.residual_rows(0) == 3);
+  CHECK_THROWS_AS(model.forward_block(1, 3), ncl::value_error);  // out of order
+  CHECK_THROWS_AS(model.forward_block(0, 4), ncl::value_error);  // rows > T
+  CHECK_THROWS_AS(model.head_forward(targets), ncl::value_error);  // blocks missing
+  model.forward_block(0, 2);
+  CHECK(model.residual_rows(1) == 2);
+  CHECK(model.residual(1).size() == 2 * 2 * 8);
+  CHECK_THROWS_AS(model.forward_block(1, 1), ncl::value_error);  // block 0 ran on 2 of 3 positions
+  CHECK_THROWS_AS(model.residual_rows(2), ncl::value_error);
+  CHECK_THROWS_AS(model.begin_backward(2), ncl::value_error);
+  model.begin_backward(1);
+  CHECK_THROWS_AS(model.head_backward(), ncl::value_error);  // no head ran
+  CHECK_THROWS_AS(model.backward_block(0 + 1), ncl::value_error);
+  CHECK_THROWS_AS(model.embed_backward(), ncl::value_error);
+  model.backward_block(0);
+  model.embed_backward();
+  // forward() is the blocks run in order, the last on the last position only.
+  const double loss = model.forward(tokens, targets, 2, 3);
+  model.embed(tokens, 2, 3);
+  model.forward_block(0, 3);
+  model.forward_block(1, 3);
+  CHECK(model.head_forward(targets) == Approx(loss).epsilon(1e-12));
+}
+
+TEST_CASE("computer: bad configurations and inputs are rejected", "[nn][computer]") {
+  const auto lib = three_ops();
+  ncl::train::parameter_set<float> params;
+  using cfg = ncl::nn::computer_config;
+  auto make = [&](const cfg& c, Index output_size = 8) {
+    ncl::train::parameter_set<float> p;
+    ncl::nn::llama_computer<float> m(tiny_config(output_size), c, lib, p);
+  };
+  CHECK_THROWS_AS(make({.after_block = 0}), ncl::value_error);
+  CHECK_THROWS_AS(make({.after_block = 3}), ncl::value_error);
+  CHECK_THROWS_AS(make({.argument_registers = {0, 4}}), ncl::value_error);
+  CHECK_THROWS_AS(make({.argument_registers = {1, 1}}), ncl::value_error);
+  CHECK_THROWS_AS(make({.answer_register = -1}), ncl::value_error);
+  CHECK_THROWS_AS(make({.steps = 0}), ncl::value_error);
+  CHECK_THROWS_AS(make({.project_back = true}, 5), ncl::value_error);
+  CHECK_THROWS_AS(make({.machine_loss_weight = -1}), ncl::value_error);
+  CHECK_THROWS_AS(ncl::library::opcode_library(small_shape(), std::vector<ncl::alu::opcode>{ncl::alu::opcode::JMP}),
+                  ncl::value_error);
+
+  ncl::nn::llama_computer<float> model(tiny_config(), {.after_block = 1}, lib, params);
+  const std::vector<std::int32_t> tokens{1, 2, 3, 4};
+  const std::vector<std::int64_t> answers{0, 7};
+  CHECK_THROWS_AS(model.backward(), ncl::value_error);
+  CHECK_THROWS_AS(model.forward(tokens, {}, std::vector<std::int64_t>{0}, 2, 2), ncl::shape_error);
+  CHECK_THROWS_AS(model.forward(tokens, {}, std::vector<std::int64_t>{0, 8}, 2, 2), ncl::value_error);
+  CHECK_THROWS_AS(model.forward(tokens, std::vector<Index>{0}, answers, 2, 2), ncl::shape_error);
+  CHECK_THROWS_AS(model.forward(tokens, std::vector<Index>{0, 2}, answers, 2, 2), ncl::value_error);
+  CHECK_THROWS_AS(model.forward(tokens, {}, answers, 2, 3), ncl::shape_error);
+  CHECK_THROWS_AS(model.forward(std::vector<std::int32_t>{1, 2, 3, 11}, {}, answers, 2, 2), ncl::value_error);
+  CHECK_THROWS_AS(model.backward(), ncl::value_error);  // the failed forwards left nothing
+  CHECK(std::isfinite(model.forward(tokens, std::vector<Index>{1, 0}, answers, 2, 2)));
+  params.zero_grad();
+  model.backward();
+}
