@@ -302,7 +302,7 @@ class lookup_table {
   using lane_values = typename kernels::lane_values;
   using lanes_view = typename kernels::lanes_view;
   using lanes_ref = typename kernels::lanes_ref;
-  using chunk = typename kernels::chunk;
+  using arena = typename kernels::arena;
   using kernel = detail::table_kernel;
 
   /// by_result_ from by_j_ by a counting sort per op: by_j_'s term (l, k) of group (i, j) is
@@ -372,12 +372,14 @@ class lookup_table {
   void forward_chunk(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
                      index b0) const {
     const index n = n_;
-    chunk ft(table_op_columns), ut(n), vt(n), v_prefix(n + 1), ot(n);
+    arena scratch(table_op_columns + 8 * n + 2);
+    const auto ft = scratch.take(table_op_columns), ut = scratch.take(n), vt = scratch.take(n),
+               v_prefix = scratch.take(n + 1), ot = scratch.take(n, true);
     kernels::gather(ft.row(0), f, b0);
     kernels::gather(ut.row(0), u, b0);
     kernels::gather(vt.row(0), v, b0);
     kernels::prefix_sums(v_prefix.row(0), vt.row(0), n);
-    chunk v2(2 * n), u_prefix(n + 1), op_out(n);
+    const auto v2 = scratch.take(2 * n), u_prefix = scratch.take(n + 1), op_out = scratch.take(n);
     kernels::repeat_twice(v2.row(0), vt.row(0), n);
     kernels::prefix_sums(u_prefix.row(0), ut.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
@@ -410,15 +412,19 @@ class lookup_table {
                       const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
                       index b0) const {
     const index n = n_;
-    chunk ft(table_op_columns), ut(n), vt(n), gt(n), u_prefix(n + 1), v_prefix(n + 1),
-        dft(table_op_columns), dut(n), dvt(n);
+    arena scratch(2 * table_op_columns + 13 * n + 2);
+    const auto ft = scratch.take(table_op_columns), ut = scratch.take(n), vt = scratch.take(n),
+               gt = scratch.take(n), u_prefix = scratch.take(n + 1),
+               v_prefix = scratch.take(n + 1), dft = scratch.take(table_op_columns, true),
+               dut = scratch.take(n, true), dvt = scratch.take(n, true);
     kernels::gather(ft.row(0), f, b0);
     kernels::gather(ut.row(0), u, b0);
     kernels::gather(vt.row(0), v, b0);
     kernels::gather(gt.row(0), dout, b0);
     kernels::prefix_sums(u_prefix.row(0), ut.row(0), n);
     kernels::prefix_sums(v_prefix.row(0), vt.row(0), n);
-    chunk g2(2 * n), g_v(n), op_out(n), op_du(n), op_dv(n);
+    const auto g2 = scratch.take(2 * n), g_v = scratch.take(n), op_out = scratch.take(n),
+               op_du = scratch.take(n), op_dv = scratch.take(n);
     kernels::repeat_twice(g2.row(0), gt.row(0), n);
     for (index i = 0; i < table_op_columns; ++i) {
       const lanes_view fi(ft.row(i));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "ncl/core/tensor.hpp"
@@ -66,11 +67,36 @@ struct lane_kernels {
   using lanes_view = Eigen::Map<const lane_values>;
   using lanes_ref = Eigen::Map<lane_values>;
 
-  /// The batch-innermost buffers of one chunk.
-  struct chunk {
-    std::vector<S> data;
-    explicit chunk(index rows) : data(static_cast<std::size_t>(rows * W), S(0)) {}
-    S* row(index r) { return data.data() + r * W; }
+  /// A buffer (rows, W) inside an arena.
+  struct rows_view {
+    S* data;
+    S* row(index r) const { return data + r * W; }
+  };
+
+  /// A chunk's buffers carved from one per-thread block kept between calls, so the machine's
+  /// steps allocate nothing here. One arena per thread at a time (the kernels do not nest).
+  class arena {
+   public:
+    explicit arena(index rows) : base_(storage(rows)), capacity_(rows) {}
+    /// The next `rows` rows, zeroed when the caller accumulates into them.
+    rows_view take(index rows, bool zero = false) {
+      S* p = base_ + used_ * W;
+      used_ += rows;
+      if (used_ > capacity_) throw std::logic_error("lane_kernels::arena: out of rows");
+      if (zero) std::fill(p, p + rows * W, S(0));
+      return {p};
+    }
+
+   private:
+    static S* storage(index rows) {
+      thread_local std::vector<S> block;
+      const auto size = static_cast<std::size_t>(rows * W);
+      if (block.size() < size) block.resize(size);
+      return block.data();
+    }
+    S* base_;
+    index capacity_;
+    index used_ = 0;
   };
 
   /// dst (rows, W) = columns [b0, b0 + W) of src (B, rows) transposed, zero past the batch.

@@ -152,13 +152,19 @@ class soft_interpreter {
     pack(packed, programs, state.batch(), "soft_interpreter::run");
     auto slices = make_slices(state.batch());
     soft_state<S> next;
-    step_cache<S> cache;
-    for (std::int64_t t = 0; t < steps; ++t) {
-      forward_all(next, cache, state, packed, slices);
-      std::swap(state, next);
-      if (all_halted(state)) return t + 1;
-    }
-    return steps;
+    step_cache<S> cache;  // every step overwrites it: run keeps no tape
+    prepare_forward(next, cache, state.batch());
+    soft_state<S>* buffers[2] = {&state, &next};  // the state before step t is buffers[t % 2]
+    const std::int64_t ran = for_each_step(
+        slices, steps, [](std::int64_t) {},
+        [&](std::int64_t t, detail::batch_slice<S>& slice) {
+          step_forward(*buffers[(t + 1) % 2], cache, *buffers[t % 2], packed, slice);
+        },
+        [&](std::int64_t t, const detail::batch_slice<S>& slice) {
+          return slice_halted(*buffers[(t + 1) % 2], slice);
+        });
+    if (ran % 2 == 1) std::swap(state, next);
+    return ran;
   }
   std::int64_t run(soft_state<S>& state, const soft_program<S>& program,
                    std::int64_t steps) const {
@@ -177,14 +183,21 @@ class soft_interpreter {
     if (tape.states.size() < count + 1) tape.states.resize(count + 1);
     if (tape.caches.size() < count) tape.caches.resize(count);
     tape.states[0] = initial;
-    tape.steps = 0;
     auto& slices = tape.workspace.slices;
     slices = make_slices(initial.batch());
-    for (std::size_t t = 0; t < count; ++t) {
-      forward_all(tape.states[t + 1], tape.caches[t], tape.states[t], tape.programs, slices);
-      tape.steps = static_cast<std::int64_t>(t + 1);
-      if (all_halted(tape.states[t + 1])) break;
-    }
+    tape.steps = for_each_step(
+        slices, steps,
+        [&](std::int64_t t) {
+          const auto i = static_cast<std::size_t>(t);
+          prepare_forward(tape.states[i + 1], tape.caches[i], initial.batch());
+        },
+        [&](std::int64_t t, detail::batch_slice<S>& slice) {
+          const auto i = static_cast<std::size_t>(t);
+          step_forward(tape.states[i + 1], tape.caches[i], tape.states[i], tape.programs, slice);
+        },
+        [&](std::int64_t t, const detail::batch_slice<S>& slice) {
+          return slice_halted(tape.states[static_cast<std::size_t>(t) + 1], slice);
+        });
   }
   void unroll_forward(machine_tape<S>& tape, const soft_state<S>& initial,
                       const soft_program<S>& program, std::int64_t steps) const {
@@ -219,32 +232,34 @@ class soft_interpreter {
     ws.d_packed.resize(static_cast<std::size_t>(buffers));
     for (auto& d : ws.d_packed) d.setZero(shape_.lines, layout_.width());
     prepare_backward(ws, B);
-    soft_state<S>& dnext = tape.d_next;
-    soft_state<S>& dstate = tape.d_state;
-    dnext = dfinal;
-    dstate.registers.resize(B, dfinal.registers.cols());
-    dstate.memory.resize(B, dfinal.memory.cols());
-    dstate.counter.resize(B, dfinal.counter.cols());
-    dstate.halted.assign(static_cast<std::size_t>(B), S(0));  // h' does not depend on h
-    const auto slice_count = static_cast<index>(slices.size());
-    for (std::int64_t t = tape.steps - 1; t >= 0; --t) {
-      const auto i = static_cast<std::size_t>(t);
-      NCL_MACHINE_PARALLEL_FOR(threaded_ && slice_count > 1)
-      for (index k = 0; k < slice_count; ++k) {
-        auto& slice = slices[static_cast<std::size_t>(k)];
-        dstate.registers.middleRows(slice.begin, slice.rows()).setZero();
-        dstate.memory.middleRows(slice.begin, slice.rows()).setZero();
-        dstate.counter.middleRows(slice.begin, slice.rows()).setZero();
-        step_backward(dstate, ws, dnext, tape.caches[i], tape.states[i], programs, slice);
+    // d state after step t alternates between two buffers: d_next holds d final first.
+    soft_state<S>* d_buffers[2] = {&tape.d_next, &tape.d_state};
+    *d_buffers[0] = dfinal;
+    d_buffers[1]->registers.resize(B, dfinal.registers.cols());
+    d_buffers[1]->memory.resize(B, dfinal.memory.cols());
+    d_buffers[1]->counter.resize(B, dfinal.counter.cols());
+    d_buffers[1]->halted.assign(static_cast<std::size_t>(B), S(0));
+    // The slices are independent through time (only the shared program's gradient couples
+    // them, and each slice has its own buffer), so each thread runs its slices through every
+    // step with no barrier.
+    const std::int64_t steps = tape.steps;
+    for_each_slice(slices, [&](detail::batch_slice<S>& slice) {
+      for (std::int64_t i = 0; i < steps; ++i) {
+        const auto t = static_cast<std::size_t>(steps - 1 - i);
+        const soft_state<S>& dnext = *d_buffers[i % 2];
+        soft_state<S>& dstate = *d_buffers[(i + 1) % 2];
+        const index rows = slice.rows();
+        dstate.registers.middleRows(slice.begin, rows).setZero();
+        dstate.counter.middleRows(slice.begin, rows).setZero();
+        // h' does not depend on h; step_backward writes (not adds) the memory rows.
+        std::fill(dstate.halted.begin() + slice.begin, dstate.halted.begin() + slice.end, S(0));
+        step_backward(dstate, ws, dnext, tape.caches[t], tape.states[t], programs, slice);
       }
-      std::swap(dstate.registers, dnext.registers);
-      std::swap(dstate.memory, dnext.memory);
-      std::swap(dstate.counter, dnext.counter);
-      std::fill(dnext.halted.begin(), dnext.halted.end(), S(0));
-    }
-    grads.initial.registers += dnext.registers;
-    grads.initial.memory += dnext.memory;
-    grads.initial.counter += dnext.counter;
+    });
+    const soft_state<S>& dinitial = *d_buffers[steps % 2];
+    grads.initial.registers += dinitial.registers;
+    grads.initial.memory += dinitial.memory;
+    grads.initial.counter += dinitial.counter;
     if (programs.shared()) {
       for (std::size_t k = 1; k < ws.d_packed.size(); ++k) ws.d_packed[0] += ws.d_packed[k];
     }
@@ -324,16 +339,69 @@ class soft_interpreter {
     return slices;
   }
 
-  /// One step of every slice.
-  void forward_all(soft_state<S>& next, step_cache<S>& cache, const soft_state<S>& state,
-                   const detail::packed_programs<S>& programs,
-                   std::vector<detail::batch_slice<S>>& slices) const {
-    prepare_forward(next, cache, state.batch());
+  /// True when every element of the slice has halted in `state` (ISA.md step 6).
+  static bool slice_halted(const soft_state<S>& state, const detail::batch_slice<S>& slice) {
+    return std::all_of(state.halted.begin() + slice.begin, state.halted.begin() + slice.end,
+                       [](S h) { return h == S(1); });
+  }
+
+  /// fn(slice) for every slice, one OpenMP thread per slice when threaded.
+  template <class Fn>
+  void for_each_slice(std::vector<detail::batch_slice<S>>& slices, Fn&& fn) const {
     const auto count = static_cast<index>(slices.size());
     NCL_MACHINE_PARALLEL_FOR(threaded_ && count > 1)
-    for (index k = 0; k < count; ++k) {
-      step_forward(next, cache, state, programs, slices[static_cast<std::size_t>(k)]);
+    for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
+  }
+
+  /// step(t, slice) for t = 0, 1, ... and every slice, stopping after the first step t at
+  /// which halted(t, slice) holds for every slice (or after `steps`); returns the steps run.
+  /// prepare(t) sizes step t's buffers before any slice steps t. Threaded, it is one
+  /// parallel region for the whole run, not a fork and join per step: the slices only meet
+  /// at a barrier per step to agree on the early stop.
+  template <class Prepare, class Step, class Halted>
+  std::int64_t for_each_step(std::vector<detail::batch_slice<S>>& slices, std::int64_t steps,
+                             Prepare&& prepare, Step&& step, Halted&& halted) const {
+    const auto count = static_cast<index>(slices.size());
+    if (steps > 0) prepare(std::int64_t{0});
+#if defined(_OPENMP)
+    if (threaded_ && count > 1) {
+      // Per step and slice "halted", double-buffered: a thread writes step t + 1's flags
+      // while a slower one still reads step t's; it cannot reach step t + 2 before the slow
+      // one has passed the next barrier.
+      std::vector<char> flags(static_cast<std::size_t>(2 * count), 0);
+      std::int64_t ran = steps;
+#pragma omp parallel num_threads(static_cast<int>(count))
+      {
+        const index threads = omp_get_num_threads(), me = omp_get_thread_num();
+        for (std::int64_t t = 0; t < steps; ++t) {
+          char* now = flags.data() + (t % 2) * count;
+          for (index k = me; k < count; k += threads) {
+            auto& slice = slices[static_cast<std::size_t>(k)];
+            step(t, slice);
+            now[k] = halted(t, slice) ? 1 : 0;
+          }
+          // Step t + 1 writes other buffers than step t: one thread sizes them meanwhile.
+          if (me == 0 && t + 1 < steps) prepare(t + 1);
+#pragma omp barrier
+          if (std::all_of(now, now + count, [](char h) { return h != 0; })) {
+            if (me == 0) ran = t + 1;
+            break;
+          }
+        }
+      }
+      return ran;
     }
+#endif
+    for (std::int64_t t = 0; t < steps; ++t) {
+      if (t > 0) prepare(t);
+      bool all = true;
+      for (auto& slice : slices) {
+        step(t, slice);
+        all = halted(t, slice) && all;
+      }
+      if (all) return t + 1;
+    }
+    return steps;
   }
 
   void prepare_forward(soft_state<S>& next, step_cache<S>& cache, index batch) const;

@@ -139,12 +139,11 @@ void soft_interpreter<S>::step_forward(soft_state<S>& next, step_cache<S>& cache
     S* read = cache.read.data() + b * n;
     S* o = cache.o.data() + b * n;
     address_forward(e, u, n, M);
-    memory_read_forward(read, mem, e, M, n);
+    memory_forward(read, next.memory.data() + b * M * n, mem, e, f[col_write],
+                   cache.v.data() + b * n, M, n);
     other_value_ops_forward(o, f, fetched + layout_.imm(), u, read, c, L, n);
     register_write_forward(next.registers.data() + b * R * n, state.registers.data() + b * R * n,
                            fetched + layout_.dst(), write_mass(f), o, R, n);
-    memory_write_forward(next.memory.data() + b * M * n, mem, e, f[col_write],
-                         cache.v.data() + b * n, M, n);
     if (control_ == control_mode::mean_field) {
       control_mean_field_forward(next.counter.data() + b * L, f, fetched + layout_.imm(), u, c, L,
                                  n);
@@ -229,7 +228,7 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
     for (alu::opcode op : value_ops) df[column(op)] += dw;
     const S* read = cache.read.data() + b * n;
     other_value_ops_backward(df, dk, du, dc, d_o, f, k, u, read, c, L, n);
-    memory_backward(dmem, de, df + col_write, ws.dv.data() + b * n,
+    memory_backward_assign(dmem, de, df + col_write, ws.dv.data() + b * n,
                     dnext.memory.data() + b * M * n, d_o, f[col_read], mem, e, f[col_write],
                     cache.v.data() + b * n, M, n);
     address_backward(du, de, n, M);
@@ -254,10 +253,9 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
     const S* regs = state.registers.data() + b * R * n;
     const S* fetched = cache.fetched.data() + b * W;
     S* dregs = dstate.registers.data() + b * R * n;
-    register_read_backward(dregs, d_fetched + layout_.a(), ws.du.data() + b * n, regs,
-                           fetched + layout_.a(), R, n);
-    register_read_backward(dregs, d_fetched + layout_.b(), ws.dv.data() + b * n, regs,
-                           fetched + layout_.b(), R, n);
+    register_reads_backward(dregs, d_fetched + layout_.a(), d_fetched + layout_.b(),
+                            ws.du.data() + b * n, ws.dv.data() + b * n, regs,
+                            fetched + layout_.a(), fetched + layout_.b(), R, n);
   }
 
   // Step 1: the fetch's two products per program.

@@ -67,6 +67,47 @@ void memory_write_forward(S* next, const S* mem, const S* e, S p, const S* v, in
   }
 }
 
+namespace detail {
+
+/// memory_forward on columns [0, width) of every cell, width a compile-time tile so the
+/// read's accumulator stays in vector registers while each cell's tile is loaded once.
+template <index width, class S>
+void memory_forward_tile(S* read, S* next, const S* mem, const S* e, S p, const S* v, index M,
+                         index n) {
+  S acc[width] = {};
+  for (index m = 0; m < M; ++m) {
+    const S weight = e[m], put = p * e[m];
+    const S keep = S(1) - put;
+    const S* row = mem + m * n;
+    S* out = next + m * n;
+    for (index j = 0; j < width; ++j) {
+      acc[j] += weight * row[j];
+      out[j] = keep * row[j] + put * v[j];
+    }
+  }
+  for (index j = 0; j < width; ++j) read[j] = acc[j];
+}
+
+}  // namespace detail
+
+/// memory_read_forward and memory_write_forward in one pass over the cells (the fast path
+/// the interpreter uses): read (n) = sum_m e_m mem[m], next (M, n) = (1 - p e_m) mem[m] +
+/// p e_m v. Bit for bit the same as the two (the same sums in the same order). next may not
+/// alias mem.
+template <class S>
+void memory_forward(S* read, S* next, const S* mem, const S* e, S p, const S* v, index M,
+                    index n) {
+  constexpr index K = detail::lanes<S>;
+  index j = 0;
+  for (; j + 4 * K <= n; j += 4 * K) {
+    detail::memory_forward_tile<4 * K>(read + j, next + j, mem + j, e, p, v + j, M, n);
+  }
+  for (; j + K <= n; j += K) {
+    detail::memory_forward_tile<K>(read + j, next + j, mem + j, e, p, v + j, M, n);
+  }
+  for (; j < n; ++j) detail::memory_forward_tile<1>(read + j, next + j, mem + j, e, p, v + j, M, n);
+}
+
 /// Gradients of memory_write_forward: dmem (M, n), de (M), dp (1), dv (n) add.
 template <class S>
 void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* mem,
@@ -95,13 +136,14 @@ void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S
   }
 }
 
-/// memory_write_backward and memory_read_backward (with weight read_weight and output
-/// gradient d_read) in one pass over the cells, the fast path the interpreter uses:
-/// dmem (M, n), de (M), dp (1), dv (n) add.
-template <class S>
-void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_read,
-                     S read_weight, const S* mem, const S* e, S p, const S* v, index M,
-                     index n) {
+namespace detail {
+
+/// memory_backward's pass; with `add` false it writes dmem instead of adding into it (the
+/// interpreter's path: no zero-fill of the largest gradient buffer every step).
+template <bool add, class S>
+void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_read,
+                          S read_weight, const S* mem, const S* e, S p, const S* v, index M,
+                          index n) {
   constexpr index K = detail::lanes<S>;
   S dp_sum = S(0);
   for (index m = 0; m < M; ++m) {
@@ -120,13 +162,17 @@ void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_re
       g_v += gj * detail::lanes_at(v + j);
       g_row += gj * rj;
       row_read += rj * dj;
-      Eigen::Map<lane>(drow + j) += keep * gj + put_read * dj;
+      if constexpr (add) {
+        Eigen::Map<lane>(drow + j) += keep * gj + put_read * dj;
+      } else {
+        Eigen::Map<lane>(drow + j) = keep * gj + put_read * dj;
+      }
     }
     S change = S(0), read_dot = S(0);
     for (; j < n; ++j) {
       change += g[j] * (v[j] - row[j]);
       read_dot += row[j] * d_read[j];
-      drow[j] += keep * g[j] + put_read * d_read[j];
+      drow[j] = (add ? drow[j] : S(0)) + keep * g[j] + put_read * d_read[j];
     }
     change += g_v.sum() - g_row.sum();
     read_dot += row_read.sum();
@@ -143,6 +189,27 @@ void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_re
       mix_rows_add(dv, dnext + m0 * n, put, count, n);
     }
   }
+}
+
+}  // namespace detail
+
+/// memory_write_backward and memory_read_backward (with weight read_weight and output
+/// gradient d_read) in one pass over the cells: dmem (M, n), de (M), dp (1), dv (n) add.
+template <class S>
+void memory_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_read,
+                     S read_weight, const S* mem, const S* e, S p, const S* v, index M,
+                     index n) {
+  detail::memory_backward_pass<true>(dmem, de, dp, dv, dnext, d_read, read_weight, mem, e, p, v,
+                                     M, n);
+}
+
+/// memory_backward that writes dmem (M, n) instead of adding into it; de, dp, dv add.
+template <class S>
+void memory_backward_assign(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S* d_read,
+                            S read_weight, const S* mem, const S* e, S p, const S* v, index M,
+                            index n) {
+  detail::memory_backward_pass<false>(dmem, de, dp, dv, dnext, d_read, read_weight, mem, e, p, v,
+                                      M, n);
 }
 
 }  // namespace ncl::machine

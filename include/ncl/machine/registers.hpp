@@ -105,6 +105,38 @@ void register_read_backward(S* dregs, S* dalpha, const S* du, const S* regs, con
   }
 }
 
+/// register_read_backward of two reads of the same registers (u with alpha, v with beta)
+/// in one pass over them: dregs (R, n) += alpha (x) du + beta (x) dv, dalpha (R) += regs du,
+/// dbeta (R) += regs dv.
+template <class S>
+void register_reads_backward(S* dregs, S* dalpha, S* dbeta, const S* du, const S* dv,
+                             const S* regs, const S* alpha, const S* beta, index R, index n) {
+  constexpr index K = detail::lanes<S>;
+  using lane = detail::lane_sums<S>;
+  for (index r = 0; r < R; ++r) {
+    const S* row = regs + r * n;
+    S* drow = dregs + r * n;
+    const S a = alpha[r], b = beta[r];
+    lane row_du = lane::Zero(), row_dv = lane::Zero();
+    index j = 0;
+    for (; j + K <= n; j += K) {
+      const auto rj = detail::lanes_at(row + j);
+      const auto duj = detail::lanes_at(du + j), dvj = detail::lanes_at(dv + j);
+      row_du += rj * duj;
+      row_dv += rj * dvj;
+      Eigen::Map<lane>(drow + j) += a * duj + b * dvj;
+    }
+    S tail_u = S(0), tail_v = S(0);
+    for (; j < n; ++j) {
+      tail_u += row[j] * du[j];
+      tail_v += row[j] * dv[j];
+      drow[j] += a * du[j] + b * dv[j];
+    }
+    dalpha[r] += tail_u + row_du.sum();
+    dbeta[r] += tail_v + row_dv.sum();
+  }
+}
+
 /// next (R, n) = (1 - w d_r) regs[r] + d_r o. next may alias regs (row r reads only row r).
 template <class S>
 void register_write_forward(S* next, const S* regs, const S* d, S w, const S* o, index R,
