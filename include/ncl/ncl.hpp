@@ -36,6 +36,7 @@
 #include "ncl/machine/registers.hpp"
 #include "ncl/machine/shape.hpp"
 #include "ncl/nn/attention.hpp"
+#include "ncl/nn/computer.hpp"
 #include "ncl/nn/cross_entropy.hpp"
 #include "ncl/nn/embedding.hpp"
 #include "ncl/nn/linear.hpp"

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ncl/alu/opcode.hpp"
@@ -119,29 +120,37 @@ inline program_library link_stdlib(const machine::machine_shape& shape,
   return link_library(files, shape, entry_names);
 }
 
-/// A library of one-instruction programs, one per binary value opcode of `ops` (the ALU's
-/// table ops by default): entry "op_add" is `ADD r0, r0, r1` then HALT, and so on, so a
-/// distribution over its entry points is a distribution over opcodes applied to r0 and r1.
-inline program_library opcode_library(const machine::machine_shape& shape,
-                                      std::span<const alu::opcode> ops = alu::table_ops) {
-  if (ops.empty()) throw value_error("opcode_library: no opcodes given");
-  std::string text;
+/// The assembly of one-instruction programs, one per binary value opcode of `ops` (the ALU's
+/// table ops by default): label "op_add" is `ADD r0, r0, r1` then HALT, and so on. Returns
+/// the source and its labels in order; link it alone (opcode_library) or with other files.
+inline std::pair<machine::source_file, std::vector<std::string>> opcode_programs(
+    std::span<const alu::opcode> ops = alu::table_ops) {
+  if (ops.empty()) throw value_error("opcode_programs: no opcodes given");
+  machine::source_file file{"<opcode programs>", ""};
   std::vector<std::string> names;
   for (alu::opcode op : ops) {
     if (!alu::table_index(op)) {
-      throw value_error(ncl::detail::concat("opcode_library: ", alu::name(op),
+      throw value_error(ncl::detail::concat("opcode_programs: ", alu::name(op),
                                             " is not a binary value opcode (",
                                             "ADD SUB MUL DIV MOD MIN MAX EQ LT)"));
     }
     std::string label = "op_";
     for (char ch : alu::name(op)) label += static_cast<char>(ch - 'A' + 'a');
     if (std::find(names.begin(), names.end(), label) != names.end()) {
-      throw value_error(ncl::detail::concat("opcode_library: ", alu::name(op), " is listed twice"));
+      throw value_error(ncl::detail::concat("opcode_programs: ", alu::name(op), " is listed twice"));
     }
-    text += label + ":  " + std::string(alu::name(op)) + " r0, r0, r1\n        HALT\n";
+    file.text += label + ":  " + std::string(alu::name(op)) + " r0, r0, r1\n        HALT\n";
     names.push_back(label);
   }
-  return link_library({{"<opcode library>", text}}, shape, names);
+  return {file, names};
+}
+
+/// A library of the one-instruction programs of opcode_programs(ops): a distribution over
+/// its entry points is a distribution over opcodes applied to r0 and r1.
+inline program_library opcode_library(const machine::machine_shape& shape,
+                                      std::span<const alu::opcode> ops = alu::table_ops) {
+  auto [file, names] = opcode_programs(ops);
+  return link_library({file}, shape, names);
 }
 
 /// counter (B, L) = select (B, E) times the entry lines' one-hot rows: a distribution over
