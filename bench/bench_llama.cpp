@@ -7,12 +7,18 @@
 //   BM_llama_train_step_gqa/<dim>    the same with 2 kv heads
 //   BM_llama_train_step_dense/<dim>  the plain reference: the embedding a dense parameter, so
 //                                    zero_grad and AdamW sweep all 128256 rows (torch's `train`)
+//   BM_computer_train_step/<dim>/<T> the same transformer calling the machine after block 1
+//                                    (nn/computer.hpp): 8 library programs (n = 32, L = 32,
+//                                    R = 6, M = 4), T machine steps, the loss on the answer
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "ncl/core/rng.hpp"
+#include "ncl/library/linker.hpp"
+#include "ncl/nn/computer.hpp"
 #include "ncl/nn/llama.hpp"
 #include "ncl/train/adamw.hpp"
 #include "ncl/train/parameters.hpp"
@@ -57,8 +63,55 @@ void BM_llama_train_step(benchmark::State& state) { train_step(state, 4, true); 
 void BM_llama_train_step_gqa(benchmark::State& state) { train_step(state, 2, true); }
 void BM_llama_train_step_dense(benchmark::State& state) { train_step(state, 4, false); }
 
+// The transformer above with the machine after block 1 instead of the answer head.
+void BM_computer_train_step(benchmark::State& state) {
+  const ncl::index dim = state.range(0);
+  ncl::nn::llama_config c;
+  c.dim = dim;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 4;
+  c.ffn_dim = 64 * ((8 * dim / 3 + 63) / 64);
+  c.vocab_size = 128256;
+  c.output_size = 32;
+  c.max_seq_len = T;
+  ncl::machine::machine_shape shape;
+  shape.n = 32;
+  shape.registers = 6;
+  shape.memory = 4;
+  shape.lines = 32;
+  const std::vector<ncl::alu::opcode> ops{ncl::alu::opcode::ADD, ncl::alu::opcode::SUB, ncl::alu::opcode::MUL,
+                                          ncl::alu::opcode::MIN, ncl::alu::opcode::MAX};
+  auto [file, entries] = ncl::library::opcode_programs(ops);
+  std::vector<ncl::machine::source_file> files{file};
+  for (const char* name : {"absdiff", "power", "gcd"}) {
+    files.push_back(ncl::machine::read_source((ncl::library::stdlib_directory() / (std::string(name) + ".s")).string()));
+    entries.push_back(name);
+  }
+  const auto lib = ncl::library::link_library(files, shape, entries);
+  ncl::train::parameter_set<float> params;
+  ncl::nn::llama_computer<float> model(c, {.after_block = 1, .steps = state.range(1)}, lib, params);
+  ncl::rng random(1);
+  model.init(random);
+  ncl::train::adamw<float> adam(params);
+  std::vector<std::int32_t> tokens(B * T);
+  std::vector<std::int64_t> answers(B);
+  for (auto& t : tokens) t = static_cast<std::int32_t>(random.integer(0, c.vocab_size));
+  for (auto& a : answers) a = random.integer(0, shape.n);
+  for (auto _ : state) {
+    const float loss = model.forward(tokens, {}, answers, B, T);
+    params.zero_grad();
+    model.backward();
+    adam.step(params, 1e-3);
+    benchmark::DoNotOptimize(loss);
+  }
+  state.counters["tokens_per_second"] =
+      benchmark::Counter(static_cast<double>(B * T), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
+BENCHMARK(BM_computer_train_step)->Args({128, 8})->Args({128, 37})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step_gqa)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step_dense)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -54,6 +54,8 @@ case "$job" in
     ./build/release/examples/ncl-memorise/ncl-memorise --out results/memorise --every 250
     ./build/release/examples/ncl-sketch/ncl-sketch --out results/sketch --every 20
     ./build/release/examples/ncl-select/ncl-select --out results/select --every 5
+    say "main job: a transformer learns to use the computer from sentences (results/compute)"
+    ./build/release/examples/ncl-compute/ncl-compute --out results/compute --steps 1500 --every 100
     ;;
   test)
     build release

@@ -16,6 +16,7 @@
 // Writes <out>/compute.csv (the curves), <out>/compute_per_task.csv, <out>/compute_accuracy.svg
 // and <out>/compute_loss.svg.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -70,13 +71,15 @@ std::vector<task> tasks() {
        [](auto a, auto b, auto n) { return b <= 4 && ipow(a, b) < n; }, [](auto a, auto b) { return ipow(a, b); }},
       {"gcd", "gcd", {"What is the greatest common divisor of {a} and {b}?", "Find the gcd of {a} and {b}."},
        [](auto a, auto b, auto) { return a > 0 && b > 0; }, [](auto a, auto b) { return std::gcd(a, b); }},
+      // Never held out: it shows every number, so --split range can hold some out of the rest.
+      {"repeat", "op_add", {"Repeat {a}.", "Say {a}."},
+       [](auto, auto b, auto) { return b == 0; }, [](auto a, auto) { return a; }},
   };
 }
 
 std::string fill(std::string text, std::int64_t a, std::int64_t b) {
   for (auto [key, value] : {std::pair<std::string, std::int64_t>{"{a}", a}, {"{b}", b}}) {
-    const auto at = text.find(key);
-    text.replace(at, key.size(), std::to_string(value));
+    if (const auto at = text.find(key); at != std::string::npos) text.replace(at, key.size(), std::to_string(value));
   }
   return text;
 }
@@ -112,12 +115,14 @@ int main(int argc, char** argv) {
        {"heads", "4"}, {"kv-heads", "2"}, {"after-block", "1"}, {"holdout", "0.2"}, {"split", "operand"}, {"n", "32"},
        {"tokenizer", ""}, {"every", "50"}, {"max-eval", "0"}, {"out", "results/compute"}},
       "usage: ncl-compute [--steps N] [--batch B] [--lr X] [--seed S] [--dim C] [--layers L] [--heads H]\n"
-      "                   [--kv-heads K] [--after-block k] [--holdout F] [--split operand|random] [--n N]\n"
+      "                   [--kv-heads K] [--after-block k] [--holdout F] [--split operand|range|random] [--n N]\n"
       "                   [--every K] [--max-eval N] [--out DIR]\n"
       "                   [--tokenizer PATH|bytes]   (default: the LLaMA 3 tokenizer.json that\n"
       "                   cmake/fetch_tokenizer.sh caches; 'bytes': the byte-level fallback)\n"
       "  --split operand: per task, a random fraction F of the first operand's values is held out\n"
       "                   (every number is still seen in training, in the other tasks);\n"
+      "          range:   every triple with an operand among the top fraction F of the values is\n"
+      "                   held out: those numbers are seen in training only in 'Repeat a.';\n"
       "          random:  each (task, a, b) is held out with probability F\n"
       "  --max-eval N: evaluate on N evenly spaced held-out sentences only (0: all)\n");
   try {
@@ -161,8 +166,11 @@ int main(int argc, char** argv) {
     std::vector<std::vector<std::int32_t>> sentences[2];
     std::int64_t machine_steps = 0;
     const std::string split = flags.str("split");
-    if (split != "operand" && split != "random") throw ncl::value_error("ncl-compute: --split must be operand or random");
     const double holdout = flags.num("holdout");
+    if (split != "operand" && split != "range" && split != "random") {
+      throw ncl::value_error("ncl-compute: --split must be operand, range or random, got '" + split + "'");
+    }
+    const std::int64_t cut = n - static_cast<std::int64_t>(std::llround(holdout * static_cast<double>(n)));
     for (Index t = 0; t < static_cast<Index>(all_tasks.size()); ++t) {
       const task& k = all_tasks[static_cast<std::size_t>(t)];
       const Index entry_line = lib.entries[lib.entry_index(k.entry)].line;
@@ -185,7 +193,10 @@ int main(int argc, char** argv) {
                                                        ") gives ", state.registers[0], ", expected ", k.answer(a, b)));
           }
           machine_steps = std::max(machine_steps, ran);
-          const bool held_out = split == "operand" ? held_a[static_cast<std::size_t>(a)] : random.uniform() < holdout;
+          bool held_out = split == "operand" ? held_a[static_cast<std::size_t>(a)]
+                          : split == "range" ? a >= cut || b >= cut
+                                             : random.uniform() < holdout;
+          if (k.name == "repeat") held_out = false;
           for (const auto& text : k.templates) {
             auto ids = tok->encode(fill(text, a, b));
             if (bos >= 0) ids.insert(ids.begin(), bos);
