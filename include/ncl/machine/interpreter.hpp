@@ -311,11 +311,15 @@ class soft_interpreter {
     }
     out.fields.resize(programs.size());
     out.control.resize(programs.size());
+    out.a_transposed.resize(programs.size());
+    out.imm_transposed.resize(programs.size());
     out.batch = batch;
     for (std::size_t p = 0; p < programs.size(); ++p) {
       check_program(op, ncl::detail::concat("programs[", p, "]"), programs[p]);
       detail::pack_program(out.fields[p], programs[p], layout_);
       detail::pack_control(out.control[p], programs[p]);
+      out.a_transposed[p] = programs[p].a.transpose();
+      out.imm_transposed[p] = programs[p].imm.transpose();
     }
   }
 

@@ -52,17 +52,21 @@ struct program_layout {
   index a() const { return opcode_columns + R; }
   index b() const { return opcode_columns + 2 * R; }
   index imm() const { return opcode_columns + 3 * R; }
-  index width() const { return opcode_columns + 3 * R + n; }
+  /// The fields' columns padded with zero columns to a multiple of 16, so a line is whole
+  /// vectors of float (or double) and the fetch has no scalar tail.
+  index width() const { return (opcode_columns + 3 * R + n + 15) / 16 * 16; }
 };
 
 /// The programs of a batch, packed: one for every element (shared) or one per element.
 /// Program p serves batch rows [first(p), first(p) + rows(p)).
 template <class S>
 struct packed_programs {
-  std::vector<matrix<S>> fields;  // each (L, W)
+  std::vector<matrix<S>> fields;  // each (L, W), W = layout.width() with zero padding
   // Per line, the op probabilities step 5 reads (columns of control_columns), computed once
   // per unroll: g_JMP + g_CALL, g_JZ, g_JNZ, the rest (1 - the six control ops), g_JR, g_HALT.
   std::vector<matrix<S>> control;  // each (6, L): one row per quantity, lines contiguous
+  std::vector<matrix<S>> a_transposed;    // each (R, L): the a field, lines contiguous
+  std::vector<matrix<S>> imm_transposed;  // each (n, L): the imm field, lines contiguous
   index batch = 0;
 
   index count() const { return static_cast<index>(fields.size()); }
@@ -90,6 +94,7 @@ struct batch_slice {
   index id = 0;  // which slice: picks the thread's gradient buffer of a shared program
   matrix<S> f, u, v, o;         // (rows, 9), (rows, n) x 3
   matrix<S> df, du, dv, dout;   // backward
+  matrix<S> line_sums;          // (6, L) per-line control op gradients, backward
 
   index rows() const { return end - begin; }
 };
@@ -118,7 +123,7 @@ void pack_control(matrix<S>& out, const soft_program<S>& program) {
 template <class S>
 void pack_program(matrix<S>& out, const soft_program<S>& program, const program_layout& layout) {
   const index L = program.lines();
-  out.resize(L, layout.width());
+  out.setZero(L, layout.width());
   out.middleCols(layout.op(), opcode_columns) = program.op;
   out.middleCols(layout.dst(), layout.R) = program.dst;
   out.middleCols(layout.a(), layout.R) = program.a;
@@ -166,9 +171,7 @@ struct backward_workspace {
   matrix<S> d_jump_registers;  // (B, R)
   matrix<S> d_target_line;     // (B, L) per line: imm[l] . d_jump_values
   matrix<S> d_jump_line;       // (B, L) per line: a[l] . d_jump_registers
-  matrix<S> dg_halt, dg_jump, dg_jz, dg_jnz, dg_jr;  // (B, L) per line op gradients
   matrix<S> d_zero_test;       // (B, L)
-  matrix<S> d_register_zero;   // (B, R)
   // Packed program gradients (L, W): one per program, or for a shared program one per
   // batch slice (summed at the end), so threads never add into the same buffer.
   std::vector<matrix<S>> d_packed;

@@ -81,9 +81,10 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
     const S* rest = G.data() + row_rest * L;
     const S* jr = G.data() + row_jr * L;
     const S* halt = G.data() + row_halt * L;
-    cache.zero_test.middleRows(b0, nb).noalias() =
-        cache.register_zero.middleRows(b0, nb) * P.middleCols(layout.a(), R).transpose();
+    const S* a_t = programs.a_transposed[static_cast<std::size_t>(p)].data();  // (R, L)
     for (index b = b0; b < b0 + nb; ++b) {
+      // z_l = sum_r R[r][0] a[l]_r
+      mix_rows(cache.zero_test.data() + b * L, a_t, cache.register_zero.data() + b * R, R, L);
       // control_scalars for every line at once, in plain arrays the compiler vectorises.
       const S* c = state.counter.data() + b * L;
       const S* z = cache.zero_test.data() + b * L;
@@ -101,11 +102,11 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
       };
       for (index l = 0; l + 1 < L; ++l) out[l + 1] += moved(l);
       out[0] += moved(L - 1);
+      // The immediates jumped to, sum_l target_l imm[l], and JR's register selection.
+      mix_rows_strided(cache.jump_targets.data() + b * n, P.data() + layout.imm(), P.cols(),
+                       target, L, n);
+      for (index r = 0; r < R; ++r) cache.jump_registers(b, r) = dot(jumping, a_t + r * L, L);
     }
-    cache.jump_targets.middleRows(b0, nb).noalias() =
-        cache.target_weight.middleRows(b0, nb) * P.middleCols(layout.imm(), n);
-    cache.jump_registers.middleRows(b0, nb).noalias() =
-        cache.jump_weight.middleRows(b0, nb) * P.middleCols(layout.a(), R);
   });
   for (index b = begin; b < end; ++b) {
     S* out = next.data() + b * L;
@@ -120,74 +121,96 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
 
 /// Per-line control backward for the slice's rows: dcounter (B, L), dregisters (B, R n) and
 /// the programs' packed gradients (ws.d_program) add the gradients of sum(next * dnext).
+/// Per element, the products with the program run over its transposed fields (imm^T, a^T:
+/// lines contiguous), so every inner loop is over lines or values, not a horizontal sum.
 template <class S>
 void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
                                backward_workspace<S>& ws, const matrix<S>& dnext,
                                const step_cache<S>& cache, const soft_state<S>& state,
                                const packed_programs<S>& programs, const program_layout& layout,
-                               const batch_slice<S>& slice) {
+                               batch_slice<S>& slice) {
   const index L = state.counter.cols(), R = layout.R, n = layout.n;
-  for (index b = slice.begin; b < slice.end; ++b) {
-    S* dvalues = ws.d_jump_values.data() + b * n;
-    lines_transpose(dvalues, dnext.data() + b * L, L, n);
-    const S* regs = state.registers.data() + b * R * n;
-    S* dregs = dregisters.data() + b * R * n;
-    for (index r = 0; r < R; ++r) {
-      const S weight = cache.jump_registers(b, r);
-      for (index j = 0; j < n; ++j) dregs[r * n + j] += weight * dvalues[j];
-      ws.d_jump_registers(b, r) = dot(regs + r * n, dvalues, n);
-    }
-  }
+  slice.line_sums.setZero(control_rows, L);  // per line, d of g_HALT, JR, JMP (= CALL), JZ, JNZ
+  S* sum_halt = slice.line_sums.data() + row_halt * L;
+  S* sum_jr = slice.line_sums.data() + row_jr * L;
+  S* sum_jump = slice.line_sums.data() + row_jump * L;
+  S* sum_jz = slice.line_sums.data() + row_jz * L;
+  S* sum_jnz = slice.line_sums.data() + row_jnz * L;
   programs.for_each_in(slice.begin, slice.end, [&](index p, index b0, index nb) {
+    const auto i = static_cast<std::size_t>(p);
     const matrix<S>& P = programs.of(p);
-    const auto a = P.middleCols(layout.a(), R);
-    const auto imm = P.middleCols(layout.imm(), n);
-    ws.d_target_line.middleRows(b0, nb).noalias() =
-        ws.d_jump_values.middleRows(b0, nb) * imm.transpose();
-    ws.d_jump_line.middleRows(b0, nb).noalias() =
-        ws.d_jump_registers.middleRows(b0, nb) * a.transpose();
+    const S* G = programs.control[i].data();
+    const S* jump = G + row_jump * L;
+    const S* jz = G + row_jz * L;
+    const S* jnz = G + row_jnz * L;
+    const S* rest = G + row_rest * L;
+    const S* jr = G + row_jr * L;
+    const S* halt = G + row_halt * L;
+    const S* a_t = programs.a_transposed[i].data();    // (R, L)
+    const S* imm_t = programs.imm_transposed[i].data();  // (n, L)
+    S* dP = ws.d_program(programs, p, slice.id).data();
+    const index W = P.cols();
     for (index b = b0; b < b0 + nb; ++b) {
-      for (index l = 0; l < L; ++l) {
-        const S c = state.counter(b, l);
-        const S* g = P.data() + l * P.cols();
-        const S z = cache.zero_test(b, l);
-        const auto [s, q] = control_scalars(g, z);
-        const S d_target = ws.d_target_line(b, l);
-        const S d_jump = ws.d_jump_line(b, l);
-        const S d_here = dnext(b, l);
-        const S d_on = dnext(b, (l + 1) % L);
-        dcounter(b, l) += s * d_target + g[col_jr] * d_jump + g[col_halt] * d_here + q * d_on;
-        const S ds = c * d_target;
-        const S dq = c * d_on;
-        ws.dg_halt(b, l) = c * d_here - dq;
-        ws.dg_jr(b, l) = c * d_jump - dq;
-        ws.dg_jump(b, l) = ds - dq;  // JMP and CALL alike
-        ws.dg_jz(b, l) = (ds - dq) * z;
-        ws.dg_jnz(b, l) = (ds - dq) * (S(1) - z);
-        ws.d_zero_test(b, l) = (ds - dq) * (g[col_jz] - g[col_jnz]);
+      const S* dn = dnext.data() + b * L;
+      const S* c = state.counter.data() + b * L;
+      const S* z = cache.zero_test.data() + b * L;
+      const S* target = cache.target_weight.data() + b * L;
+      const S* jumping = cache.jump_weight.data() + b * L;
+      const S* regs = state.registers.data() + b * R * n;
+      S* dregs = dregisters.data() + b * R * n;
+      S* dc = dcounter.data() + b * L;
+      S* dvalues = ws.d_jump_values.data() + b * n;
+      S* djr = ws.d_jump_registers.data() + b * R;
+      S* d_target = ws.d_target_line.data() + b * L;
+      S* d_jump = ws.d_jump_line.data() + b * L;
+      S* dzt = ws.d_zero_test.data() + b * L;
+      lines_transpose(dvalues, dn, L, n);
+      for (index r = 0; r < R; ++r) {
+        const S weight = cache.jump_registers(b, r);
+        for (index j = 0; j < n; ++j) dregs[r * n + j] += weight * dvalues[j];
+        djr[r] = dot(regs + r * n, dvalues, n);
       }
+      mix_rows(d_target, imm_t, dvalues, n, L);  // imm[l] . dvalues
+      mix_rows(d_jump, a_t, djr, R, L);          // a[l] . djr
+      // The scalars of every line, as control_scalars, in arrays the compiler vectorises.
+      const auto line = [&](index l, S d_on) {
+        const S s = jump[l] + jz[l] * z[l] + jnz[l] * (S(1) - z[l]);
+        const S q = jz[l] * (S(1) - z[l]) + jnz[l] * z[l] + rest[l];
+        dc[l] += s * d_target[l] + jr[l] * d_jump[l] + halt[l] * dn[l] + q * d_on;
+        const S ds = c[l] * d_target[l], dq = c[l] * d_on;
+        sum_halt[l] += c[l] * dn[l] - dq;
+        sum_jr[l] += c[l] * d_jump[l] - dq;
+        sum_jump[l] += ds - dq;
+        sum_jz[l] += (ds - dq) * z[l];
+        sum_jnz[l] += (ds - dq) * (S(1) - z[l]);
+        dzt[l] = (ds - dq) * (jz[l] - jnz[l]);
+      };
+      for (index l = 0; l + 1 < L; ++l) line(l, dn[l + 1]);
+      line(L - 1, dn[0]);
+      // dP: imm[l] += target_l dvalues, a[l] += jumping_l djr + dzt_l R0.
+      const S* r0 = cache.register_zero.data() + b * R;
+      for (index l = 0; l < L; ++l) {
+        S* row = dP + l * W;
+        if (target[l] != S(0)) {
+          S* dimm = row + layout.imm();
+          for (index j = 0; j < n; ++j) dimm[j] += target[l] * dvalues[j];
+        }
+        S* da = row + layout.a();
+        for (index r = 0; r < R; ++r) da[r] += jumping[l] * djr[r] + dzt[l] * r0[r];
+      }
+      for (index r = 0; r < R; ++r) dregs[r * n] += dot(dzt, a_t + r * L, L);  // d R[r][0]
     }
-    matrix<S>& dP = ws.d_program(programs, p, slice.id);
     for (index l = 0; l < L; ++l) {
-      dP(l, col_halt) += ws.dg_halt.col(l).segment(b0, nb).sum();
-      dP(l, col_jr) += ws.dg_jr.col(l).segment(b0, nb).sum();
-      const S jump = ws.dg_jump.col(l).segment(b0, nb).sum();
-      dP(l, col_jmp) += jump;
-      dP(l, col_call) += jump;
-      dP(l, col_jz) += ws.dg_jz.col(l).segment(b0, nb).sum();
-      dP(l, col_jnz) += ws.dg_jnz.col(l).segment(b0, nb).sum();
+      S* row = dP + l * W;
+      row[col_halt] += sum_halt[l];
+      row[col_jr] += sum_jr[l];
+      row[col_jmp] += sum_jump[l];
+      row[col_call] += sum_jump[l];
+      row[col_jz] += sum_jz[l];
+      row[col_jnz] += sum_jnz[l];
     }
-    dP.middleCols(layout.imm(), n).noalias() +=
-        cache.target_weight.middleRows(b0, nb).transpose() * ws.d_jump_values.middleRows(b0, nb);
-    dP.middleCols(layout.a(), R).noalias() +=
-        cache.jump_weight.middleRows(b0, nb).transpose() * ws.d_jump_registers.middleRows(b0, nb);
-    dP.middleCols(layout.a(), R).noalias() +=
-        ws.d_zero_test.middleRows(b0, nb).transpose() * cache.register_zero.middleRows(b0, nb);
-    ws.d_register_zero.middleRows(b0, nb).noalias() = ws.d_zero_test.middleRows(b0, nb) * a;
+    slice.line_sums.setZero();
   });
-  for (index b = slice.begin; b < slice.end; ++b) {
-    for (index r = 0; r < R; ++r) dregisters(b, r * n) += ws.d_register_zero(b, r);
-  }
 }
 
 /// Mean-field control forward for batch element b: next (L) from the fetched f and k, the

@@ -71,6 +71,27 @@ void other_value_ops_backward(S* df, S* dk, S* du, S* dc, const S* dout, const S
   dc[L - 1] += f_call * dout[0];
 }
 
+/// Backward of the fetch fetched (W) = sum_l c_l P[l] (ISA.md step 1) for one element, in
+/// one pass over the lines: dc (L) += P d_fetched, dP (L, W) += c (x) d_fetched. W is a
+/// multiple of lanes<S> (program_layout pads it).
+template <class S>
+void fetch_backward(S* dP, S* dc, const S* d_fetched, const S* P, const S* c, index L, index W) {
+  constexpr index K = lanes<S>;
+  using lane = lane_sums<S>;
+  for (index l = 0; l < L; ++l) {
+    const S* line = P + l * W;
+    S* dline = dP + l * W;
+    const S weight = c[l];
+    lane acc = lane::Zero();
+    for (index j = 0; j < W; j += K) {
+      const auto g = lanes_at(d_fetched + j);
+      acc += g * lanes_at(line + j);
+      if (weight != S(0)) Eigen::Map<lane>(dline + j) += weight * g;
+    }
+    dc[l] += acc.sum();
+  }
+}
+
 }  // namespace detail
 
 template <class S>
@@ -109,9 +130,12 @@ void soft_interpreter<S>::step_forward(soft_state<S>& next, step_cache<S>& cache
   const index begin = slice.begin, end = slice.end, rows = slice.rows();
   const index table_ops = static_cast<index>(alu::table_op_count);
 
-  // Step 1: fetch f | d | alpha | beta | k, one product per program.
+  // Step 1: fetch f | d | alpha | beta | k, the counter's mixture of the packed lines.
   programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
-    cache.fetched.middleRows(b0, nb).noalias() = state.counter.middleRows(b0, nb) * programs.of(p);
+    for (index b = b0; b < b0 + nb; ++b) {
+      mix_rows(cache.fetched.data() + b * W, programs.of(p).data(), state.counter.data() + b * L,
+               L, W);
+    }
   });
 
   // Step 2: operands u, v; the ALU's share of f.
@@ -167,11 +191,9 @@ void soft_interpreter<S>::prepare_backward(backward_workspace<S>& ws, index B) c
   ws.d_address.resize(B, M);
   ws.d_jump_values.resize(B, n);
   ws.d_jump_registers.resize(B, R);
-  for (auto* m : {&ws.d_target_line, &ws.d_jump_line, &ws.dg_halt, &ws.dg_jump, &ws.dg_jz,
-                  &ws.dg_jnz, &ws.dg_jr, &ws.d_zero_test}) {
+  for (auto* m : {&ws.d_target_line, &ws.d_jump_line, &ws.d_zero_test}) {
     m->resize(B, L);
   }
-  ws.d_register_zero.resize(B, R);
 }
 
 template <class S>
@@ -258,12 +280,13 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
                             fetched + layout_.a(), fetched + layout_.b(), R, n);
   }
 
-  // Step 1: the fetch's two products per program.
+  // Step 1.
   programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
-    ws.d_program(programs, p, slice.id).noalias() +=
-        state.counter.middleRows(b0, nb).transpose() * ws.d_fetched.middleRows(b0, nb);
-    dstate.counter.middleRows(b0, nb).noalias() +=
-        ws.d_fetched.middleRows(b0, nb) * programs.of(p).transpose();
+    S* dP = ws.d_program(programs, p, slice.id).data();
+    for (index b = b0; b < b0 + nb; ++b) {
+      fetch_backward(dP, dstate.counter.data() + b * L, ws.d_fetched.data() + b * W,
+                     programs.of(p).data(), state.counter.data() + b * L, L, W);
+    }
   });
 }
 

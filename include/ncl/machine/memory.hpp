@@ -69,43 +69,62 @@ void memory_write_forward(S* next, const S* mem, const S* e, S p, const S* v, in
 
 namespace detail {
 
-/// memory_forward on columns [0, width) of every cell, width a compile-time tile so the
-/// read's accumulator stays in vector registers while each cell's tile is loaded once.
-template <index width, class S>
+/// memory_forward on columns [0, tiles K) of every cell (K = lanes<S>): the read's
+/// accumulators and v stay in vector registers while each cell's tile is loaded once.
+template <index tiles, class S>
 void memory_forward_tile(S* read, S* next, const S* mem, const S* e, S p, const S* v, index M,
                          index n) {
-  S acc[width] = {};
+  constexpr index K = lanes<S>;
+  using lane = lane_sums<S>;
+  lane acc[tiles], value[tiles];
+  for (index t = 0; t < tiles; ++t) {
+    acc[t].setZero();
+    value[t] = lanes_at(v + t * K);
+  }
   for (index m = 0; m < M; ++m) {
     const S weight = e[m], put = p * e[m];
     const S keep = S(1) - put;
     const S* row = mem + m * n;
     S* out = next + m * n;
-    for (index j = 0; j < width; ++j) {
-      acc[j] += weight * row[j];
-      out[j] = keep * row[j] + put * v[j];
+    for (index t = 0; t < tiles; ++t) {
+      const lane cell = lanes_at(row + t * K);
+      acc[t] += weight * cell;
+      Eigen::Map<lane>(out + t * K) = keep * cell + put * value[t];
     }
   }
-  for (index j = 0; j < width; ++j) read[j] = acc[j];
+  for (index t = 0; t < tiles; ++t) Eigen::Map<lane>(read + t * K) = acc[t];
 }
 
 }  // namespace detail
 
 /// memory_read_forward and memory_write_forward in one pass over the cells (the fast path
 /// the interpreter uses): read (n) = sum_m e_m mem[m], next (M, n) = (1 - p e_m) mem[m] +
-/// p e_m v. Bit for bit the same as the two (the same sums in the same order). next may not
-/// alias mem.
+/// p e_m v, the same sums in the same order as the two. next may not alias mem.
 template <class S>
 void memory_forward(S* read, S* next, const S* mem, const S* e, S p, const S* v, index M,
                     index n) {
   constexpr index K = detail::lanes<S>;
   index j = 0;
   for (; j + 4 * K <= n; j += 4 * K) {
-    detail::memory_forward_tile<4 * K>(read + j, next + j, mem + j, e, p, v + j, M, n);
+    detail::memory_forward_tile<4>(read + j, next + j, mem + j, e, p, v + j, M, n);
   }
-  for (; j + K <= n; j += K) {
-    detail::memory_forward_tile<K>(read + j, next + j, mem + j, e, p, v + j, M, n);
+  if (j + 2 * K <= n) {
+    detail::memory_forward_tile<2>(read + j, next + j, mem + j, e, p, v + j, M, n);
+    j += 2 * K;
   }
-  for (; j < n; ++j) detail::memory_forward_tile<1>(read + j, next + j, mem + j, e, p, v + j, M, n);
+  if (j + K <= n) {
+    detail::memory_forward_tile<1>(read + j, next + j, mem + j, e, p, v + j, M, n);
+    j += K;
+  }
+  for (; j < n; ++j) {  // the last n mod K columns
+    S acc = S(0);
+    for (index m = 0; m < M; ++m) {
+      const S put = p * e[m];
+      acc += e[m] * mem[m * n + j];
+      next[m * n + j] = (S(1) - put) * mem[m * n + j] + put * v[j];
+    }
+    read[j] = acc;
+  }
 }
 
 /// Gradients of memory_write_forward: dmem (M, n), de (M), dp (1), dv (n) add.

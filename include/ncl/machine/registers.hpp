@@ -43,30 +43,61 @@ S dot(const S* a, const S* b, index n) {
   return total + acc.sum();
 }
 
-/// out[0, width) (+)= sum_i weights[i] rows[i][0, width), rows `stride` apart, with the
-/// accumulator held in registers when width is a compile-time tile.
-template <index width, bool add, class S>
+/// out[0, tiles K) (+)= sum_i weights[i] rows[i][0, tiles K), rows `stride` apart (K =
+/// lanes<S>), with the accumulators in vector registers: two sets, for the even and the odd
+/// rows, so consecutive multiply-adds do not wait on each other.
+template <index tiles, bool add, class S>
 void mix_rows_tile(S* out, const S* rows, index stride, const S* weights, index count) {
-  S acc[width] = {};
-  for (index i = 0; i < count; ++i) {
+  constexpr index K = lanes<S>;
+  using lane = lane_sums<S>;
+  lane even[tiles], odd[tiles];
+  for (index t = 0; t < tiles; ++t) {
+    even[t].setZero();
+    odd[t].setZero();
+  }
+  index i = 0;
+  for (; i + 2 <= count; i += 2) {
+    const S w0 = weights[i], w1 = weights[i + 1];
+    const S* row0 = rows + i * stride;
+    const S* row1 = row0 + stride;
+    for (index t = 0; t < tiles; ++t) {
+      even[t] += w0 * lanes_at(row0 + t * K);
+      odd[t] += w1 * lanes_at(row1 + t * K);
+    }
+  }
+  if (i < count) {
     const S w = weights[i];
     const S* row = rows + i * stride;
-    for (index j = 0; j < width; ++j) acc[j] += w * row[j];
+    for (index t = 0; t < tiles; ++t) even[t] += w * lanes_at(row + t * K);
   }
-  for (index j = 0; j < width; ++j) out[j] = add ? out[j] + acc[j] : acc[j];
+  for (index t = 0; t < tiles; ++t) {
+    Eigen::Map<lane> target(out + t * K);
+    if constexpr (add) {
+      target += even[t] + odd[t];
+    } else {
+      target = even[t] + odd[t];
+    }
+  }
 }
 
 template <bool add, class S>
-void mix_rows_into(S* out, const S* rows, const S* weights, index count, index n) {
-  constexpr index wide = 4 * lanes<S>;
+void mix_rows_into(S* out, const S* rows, index stride, const S* weights, index count, index n) {
+  constexpr index K = lanes<S>;
   index j = 0;
-  for (; j + wide <= n; j += wide) mix_rows_tile<wide, add>(out + j, rows + j, n, weights, count);
-  for (; j + lanes<S> <= n; j += lanes<S>) {
-    mix_rows_tile<lanes<S>, add>(out + j, rows + j, n, weights, count);
+  for (; j + 4 * K <= n; j += 4 * K) {
+    mix_rows_tile<4, add>(out + j, rows + j, stride, weights, count);
+  }
+  if (j + 2 * K <= n) {
+    mix_rows_tile<2, add>(out + j, rows + j, stride, weights, count);
+    j += 2 * K;
+  }
+  if (j + K <= n) {
+    mix_rows_tile<1, add>(out + j, rows + j, stride, weights, count);
+    j += K;
   }
   for (; j < n; ++j) {
     S acc = S(0);
-    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * n + j];
+    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * stride + j];
     out[j] = add ? out[j] + acc : acc;
   }
 }
@@ -77,13 +108,21 @@ void mix_rows_into(S* out, const S* rows, const S* weights, index count, index n
 /// Exact on one-hot weights (every other term adds 0 * x = 0).
 template <class S>
 void mix_rows(S* out, const S* rows, const S* weights, index count, index n) {
-  detail::mix_rows_into<false>(out, rows, weights, count, n);
+  detail::mix_rows_into<false>(out, rows, n, weights, count, n);
+}
+
+/// out (width) = sum_i weights[i] rows[i][0, width) for rows `stride` apart: the soft
+/// selection of a row of columns [0, width) of a wider matrix.
+template <class S>
+void mix_rows_strided(S* out, const S* rows, index stride, const S* weights, index count,
+                      index width) {
+  detail::mix_rows_into<false>(out, rows, stride, weights, count, width);
 }
 
 /// out (n) += sum_i weights[i] rows[i].
 template <class S>
 void mix_rows_add(S* out, const S* rows, const S* weights, index count, index n) {
-  detail::mix_rows_into<true>(out, rows, weights, count, n);
+  detail::mix_rows_into<true>(out, rows, n, weights, count, n);
 }
 
 /// u (n) = sum_r alpha[r] regs[r]; regs (R, n), alpha (R).
