@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <ostream>
 
 #include "ncl/core/file.hpp"
 
@@ -15,6 +16,26 @@ TEST_CASE("atomic writes replace whole files and leave no temporary behind", "[c
   ncl::write_file_atomic(path, std::string("second\0version", 14));
   CHECK(ncl::read_file(path) == std::string("second\0version", 14));
   for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename() == "out.txt");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("streamed atomic writes: a failing writer leaves the old file and no temporary", "[core][file]") {
+  const fs::path dir = fs::temp_directory_path() / "ncl_test_file_stream";
+  fs::create_directories(dir);
+  const fs::path path = dir / "out.bin";
+  ncl::write_file_atomic(path, [](std::ostream& out) { out << "streamed " << 42; });
+  CHECK(ncl::read_file(path) == "streamed 42");
+  CHECK_THROWS_AS(ncl::write_file_atomic(path, [](std::ostream& out) {
+                    out << "half";
+                    throw ncl::value_error("the writer failed");
+                  }),
+                  ncl::value_error);
+  CHECK(ncl::read_file(path) == "streamed 42");
+  // Two writes in a row use two temporary names; after each, only the file is left.
+  ncl::write_file_atomic(path, "a");
+  ncl::write_file_atomic(path, "b");
+  CHECK(ncl::read_file(path) == "b");
+  for (const auto& entry : fs::directory_iterator(dir)) CHECK(entry.path().filename() == "out.bin");
   fs::remove_all(dir);
 }
 

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ncl/core/error.hpp"
+#include "ncl/core/file.hpp"
 
 namespace ncl::io {
 
@@ -446,10 +447,7 @@ inline void write_safetensors(const std::string& path, std::span<const tensor_vi
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
 
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) throw io_error(ncl::detail::concat(temporary, ": cannot open for writing"));
+  write_file_atomic(path, [&](std::ostream& out) {
     unsigned char length[8];
     std::uint64_t n = text.size();
     for (auto& byte : length) {
@@ -464,19 +462,7 @@ inline void write_safetensors(const std::string& path, std::span<const tensor_vi
       out.write(static_cast<const char*>(t.data),
                 static_cast<std::streamsize>(count * dtype_size(t.type)));
     }
-    out.flush();
-    if (!out) {
-      out.close();
-      std::filesystem::remove(temporary);
-      throw io_error(ncl::detail::concat(temporary, ": write failed"));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) {
-    std::filesystem::remove(temporary);
-    throw io_error(ncl::detail::concat(path, ": cannot rename ", temporary, " into place: ", ec.message()));
-  }
+  });
 }
 
 }  // namespace ncl::io
