@@ -13,22 +13,15 @@
 #include "ncl/core/gradcheck.hpp"
 #include "ncl/core/rng.hpp"
 
+#include "alu_test_util.hpp"
+
 namespace {
 
 using ncl::matrix;
 using ncl::alu::dense_lookup_table;
 using ncl::alu::lookup_table;
 
-template <class S>
-matrix<S> random_distributions(ncl::rng& random, ncl::index rows, ncl::index cols) {
-  matrix<S> m(rows, cols);
-  for (ncl::index r = 0; r < rows; ++r) {
-    S total = 0;
-    for (ncl::index c = 0; c < cols; ++c) total += m(r, c) = S(0.05 + random.uniform());
-    m.row(r) /= total;
-  }
-  return m;
-}
+using alu_test::random_distributions;
 
 template <class S>
 matrix<S> random_matrix(ncl::rng& random, ncl::index rows, ncl::index cols) {
