@@ -7,9 +7,10 @@
 //   BM_llama_train_step_gqa/<dim>    the same with 2 kv heads
 //   BM_llama_train_step_dense/<dim>  the plain reference: the embedding a dense parameter, so
 //                                    zero_grad and AdamW sweep all 128256 rows (torch's `train`)
-//   BM_computer_train_step/<dim>/<T> the same transformer calling the machine after block 1
-//                                    (nn/computer.hpp): 8 library programs (n = 32, L = 32,
-//                                    R = 6, M = 4), T machine steps, the loss on the answer
+//   BM_computer_train_step/<dim>/<T>/<slices>  the same transformer calling the machine
+//                                    after block 1 (nn/computer.hpp): 8 library programs
+//                                    (n = 32, L = 32, R = 6, M = 4), T machine steps, the loss
+//                                    on the answer; the machine serial (1) or threaded (0)
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -90,7 +91,8 @@ void BM_computer_train_step(benchmark::State& state) {
   }
   const auto lib = ncl::library::link_library(files, shape, entries);
   ncl::train::parameter_set<float> params;
-  ncl::nn::llama_computer<float> model(c, {.after_block = 1, .steps = state.range(1)}, lib, params);
+  ncl::nn::llama_computer<float> model(c, {.after_block = 1, .steps = state.range(1), .machine_slices = state.range(2)},
+                                       lib, params);
   ncl::rng random(1);
   model.init(random);
   ncl::train::adamw<float> adam(params);
@@ -111,7 +113,7 @@ void BM_computer_train_step(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_computer_train_step)->Args({128, 8})->Args({128, 37})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_computer_train_step)->Args({128, 8, 1})->Args({128, 37, 1})->Args({128, 37, 0})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step_gqa)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_llama_train_step_dense)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -273,6 +273,7 @@ TEST_CASE("computer: bad configurations and inputs are rejected", "[nn][computer
   CHECK_THROWS_AS(make({.steps = 0}), ncl::value_error);
   CHECK_THROWS_AS(make({.project_back = true}, 5), ncl::value_error);
   CHECK_THROWS_AS(make({.machine_loss_weight = -1}), ncl::value_error);
+  CHECK_THROWS_AS(make({.machine_slices = -1}), ncl::value_error);
   CHECK_THROWS_AS(ncl::library::opcode_library(small_shape(), std::vector<ncl::alu::opcode>{ncl::alu::opcode::JMP}),
                   ncl::value_error);
 

@@ -58,6 +58,11 @@ struct computer_config {
   double answer_eps = 1e-6;                       ///< CE(answer) = -log(p + eps)
   machine::control_mode control = machine::control_mode::per_line;
   alu::backend alu = alu::backend::table;
+  /// The machine's batch slices, stepped by OpenMP threads (soft_interpreter::set_slices).
+  /// 1, the default, runs the machine on the calling thread: the transformer's kernels are
+  /// the parallel part, and the machine's per-step thread synchronisation stalls when the
+  /// cores are shared with other work. 0 lets the interpreter choose.
+  index machine_slices = 1;
 };
 
 template <class S>
@@ -74,6 +79,7 @@ class llama_computer {
         model_(model_config, params),
         machine_(lib_.shape, config.alu, config.control),
         program_(lib_.compile<S>()) {
+    machine_.set_slices(config_.machine_slices);
     const index C = model_config.dim, n = lib_.shape.n, E = entries();
     norm_w_ = params.add("computer.norm.weight", {C});
     select_w_ = params.add("computer.select.weight", {E, C});
@@ -226,6 +232,7 @@ class llama_computer {
       fail("after_block ", config.after_block, " is outside [1, n_layers = ", mc.n_layers, "]");
     }
     if (config.steps < 1) fail("steps ", config.steps, " must be >= 1");
+    if (config.machine_slices < 0) fail("machine_slices ", config.machine_slices, " must be >= 0");
     if (lib.entries.empty()) fail("the library has no entry points");
     auto check_register = [&](const char* what, index r) {
       if (r < 0 || r >= lib.shape.registers) fail(what, " register ", r, " is outside [0, R = ", lib.shape.registers, ")");
