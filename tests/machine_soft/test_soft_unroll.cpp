@@ -3,6 +3,7 @@
 // shared program; the two control modes on a soft loop (ISA.md step 5); bad input errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -287,4 +288,110 @@ TEST_CASE("fused and tiled kernels equal their plain references", "[machine_soft
     for (ncl::index j = 0; j < n; ++j) plain_dot += v[static_cast<std::size_t>(j)] * d_read[static_cast<std::size_t>(j)];
     CHECK(ncl::machine::detail::dot(v.data(), d_read.data(), n) == Approx(plain_dot).margin(1e-14));
   }
+}
+
+TEST_CASE("one-pass forward and backward kernels equal plain loops", "[machine_soft][kernels]") {
+  ncl::rng random(12);
+  auto fill = [&](ncl::index size) {
+    std::vector<double> x(static_cast<std::size_t>(size));
+    for (auto& value : x) value = random.uniform(-1.0, 1.0);
+    return x;
+  };
+  auto at = [](const std::vector<double>& x, ncl::index i) { return x[static_cast<std::size_t>(i)]; };
+  for (ncl::index n : {5, 16, 37, 48, 64, 80}) {
+    INFO("n = " << n);
+    const ncl::index M = std::min<ncl::index>(n, 33), R = 6, L = 7, W = 32;
+    const double p = 0.3, w = 0.6;
+
+    // memory_forward = memory_read_forward + memory_write_forward.
+    const auto mem = fill(M * n), e = fill(M), v = fill(n);
+    std::vector<double> read(static_cast<std::size_t>(n)), next(mem.size());
+    std::vector<double> read_ref = read, next_ref = next;
+    ncl::machine::memory_forward(read.data(), next.data(), mem.data(), e.data(), p, v.data(), M, n);
+    ncl::machine::memory_read_forward(read_ref.data(), mem.data(), e.data(), M, n);
+    ncl::machine::memory_write_forward(next_ref.data(), mem.data(), e.data(), p, v.data(), M, n);
+    for (std::size_t i = 0; i < read.size(); ++i) REQUIRE(read[i] == Approx(read_ref[i]).margin(1e-14));
+    for (std::size_t i = 0; i < next.size(); ++i) REQUIRE(next[i] == Approx(next_ref[i]).margin(1e-14));
+
+    // memory_backward_assign writes dmem; memory_backward adds into it.
+    const auto dnext = fill(M * n), d_read = fill(n);
+    std::vector<double> dmem(mem.size(), 5.0), dmem_ref(mem.size(), 0.0), de(e.size(), 0.1),
+        de_ref = de, dv(v.size(), 0.2), dv_ref = dv;
+    double dp = 0.3, dp_ref = 0.3;
+    ncl::machine::memory_backward_assign(dmem.data(), de.data(), &dp, dv.data(), dnext.data(),
+                                         d_read.data(), w, mem.data(), e.data(), p, v.data(), M, n);
+    ncl::machine::memory_backward(dmem_ref.data(), de_ref.data(), &dp_ref, dv_ref.data(),
+                                  dnext.data(), d_read.data(), w, mem.data(), e.data(), p, v.data(),
+                                  M, n);
+    for (std::size_t i = 0; i < dmem.size(); ++i) REQUIRE(dmem[i] == Approx(dmem_ref[i]).margin(1e-14));
+    for (std::size_t i = 0; i < de.size(); ++i) REQUIRE(de[i] == Approx(de_ref[i]));
+    for (std::size_t i = 0; i < dv.size(); ++i) REQUIRE(dv[i] == Approx(dv_ref[i]));
+    CHECK(dp == Approx(dp_ref));
+
+    // mix_rows_strided: columns [0, n) of rows W + n apart.
+    const ncl::index stride = W + n;
+    const auto wide = fill(L * stride), weights = fill(L);
+    std::vector<double> mixed(static_cast<std::size_t>(n));
+    ncl::machine::mix_rows_strided(mixed.data(), wide.data(), stride, weights.data(), L, n);
+    for (ncl::index j = 0; j < n; ++j) {
+      double plain = 0;
+      for (ncl::index l = 0; l < L; ++l) plain += at(weights, l) * at(wide, l * stride + j);
+      REQUIRE(at(mixed, j) == Approx(plain).margin(1e-14));
+    }
+
+    // register_reads_backward = register_read_backward twice.
+    const auto regs = fill(R * n), alpha = fill(R), beta = fill(R), du = fill(n), dv2 = fill(n);
+    std::vector<double> dregs(regs.size(), 0.1), dalpha(alpha.size(), 0.2), dbeta(beta.size(), 0.3);
+    auto dregs_ref = dregs, dalpha_ref = dalpha, dbeta_ref = dbeta;
+    ncl::machine::register_reads_backward(dregs.data(), dalpha.data(), dbeta.data(), du.data(),
+                                          dv2.data(), regs.data(), alpha.data(), beta.data(), R, n);
+    ncl::machine::register_read_backward(dregs_ref.data(), dalpha_ref.data(), du.data(),
+                                         regs.data(), alpha.data(), R, n);
+    ncl::machine::register_read_backward(dregs_ref.data(), dbeta_ref.data(), dv2.data(),
+                                         regs.data(), beta.data(), R, n);
+    for (std::size_t i = 0; i < dregs.size(); ++i) REQUIRE(dregs[i] == Approx(dregs_ref[i]));
+    for (ncl::index r = 0; r < R; ++r) {
+      REQUIRE(at(dalpha, r) == Approx(at(dalpha_ref, r)));
+      REQUIRE(at(dbeta, r) == Approx(at(dbeta_ref, r)));
+    }
+
+    // register_write_backward against its plain loops: next[r] = (1 - w d_r) regs[r] + d_r o.
+    const auto d = fill(R), o = fill(n), g = fill(R * n);
+    std::vector<double> dregs_w(regs.size(), 0.1), dd(d.size(), 0.2), dout(o.size(), 0.3);
+    auto dregs_w_ref = dregs_w, dd_ref = dd, dout_ref = dout;
+    double dw = 0.4, dw_ref = 0.4;
+    ncl::machine::register_write_backward(dregs_w.data(), dd.data(), &dw, dout.data(), g.data(),
+                                          regs.data(), d.data(), w, o.data(), R, n);
+    for (ncl::index r = 0; r < R; ++r) {
+      for (ncl::index j = 0; j < n; ++j) {
+        const double gj = at(g, r * n + j);
+        dregs_w_ref[static_cast<std::size_t>(r * n + j)] += (1 - w * at(d, r)) * gj;
+        dd_ref[static_cast<std::size_t>(r)] += (at(o, j) - w * at(regs, r * n + j)) * gj;
+        dw_ref -= at(d, r) * at(regs, r * n + j) * gj;
+        dout_ref[static_cast<std::size_t>(j)] += at(d, r) * gj;
+      }
+    }
+    for (std::size_t i = 0; i < dregs_w.size(); ++i) REQUIRE(dregs_w[i] == Approx(dregs_w_ref[i]));
+    for (std::size_t i = 0; i < dd.size(); ++i) REQUIRE(dd[i] == Approx(dd_ref[i]));
+    for (std::size_t i = 0; i < dout.size(); ++i) REQUIRE(dout[i] == Approx(dout_ref[i]));
+    CHECK(dw == Approx(dw_ref));
+  }
+
+  // fetch_backward: dc += P d_fetched, dP += c (x) d_fetched (W a multiple of 16).
+  const ncl::index L = 9, W = 48;
+  const auto P = fill(L * W), d_fetched = fill(W);
+  auto c = fill(L);
+  c[3] = 0.0;  // a line off the counter adds nothing to dP
+  std::vector<double> dP(P.size(), 0.1), dc(c.size(), 0.2);
+  auto dP_ref = dP, dc_ref = dc;
+  ncl::machine::detail::fetch_backward(dP.data(), dc.data(), d_fetched.data(), P.data(), c.data(),
+                                       L, W);
+  for (ncl::index l = 0; l < L; ++l) {
+    for (ncl::index j = 0; j < W; ++j) {
+      dc_ref[static_cast<std::size_t>(l)] += at(P, l * W + j) * at(d_fetched, j);
+      dP_ref[static_cast<std::size_t>(l * W + j)] += at(c, l) * at(d_fetched, j);
+    }
+  }
+  for (std::size_t i = 0; i < dP.size(); ++i) REQUIRE(dP[i] == Approx(dP_ref[i]));
+  for (std::size_t i = 0; i < dc.size(); ++i) REQUIRE(dc[i] == Approx(dc_ref[i]));
 }

@@ -94,7 +94,7 @@ struct batch_slice {
   index id = 0;  // which slice: picks the thread's gradient buffer of a shared program
   matrix<S> f, u, v, o;         // (rows, 9), (rows, n) x 3
   matrix<S> df, du, dv, dout;   // backward
-  matrix<S> line_sums;          // (6, L) per-line control op gradients, backward
+  matrix<S> line_sums;          // (6 + R + 1, L) per-line control gradients, backward
 
   index rows() const { return end - begin; }
 };

@@ -130,7 +130,11 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
                                const packed_programs<S>& programs, const program_layout& layout,
                                batch_slice<S>& slice) {
   const index L = state.counter.cols(), R = layout.R, n = layout.n;
-  slice.line_sums.setZero(control_rows, L);  // per line, d of g_HALT, JR, JMP (= CALL), JZ, JNZ
+  // Per line, summed over the slice: d g_HALT, JR, JMP (= CALL), JZ, JNZ (rows row_*), then
+  // d a^T (R rows) and one row of scratch.
+  slice.line_sums.setZero(control_rows + R + 1, L);
+  S* d_a = slice.line_sums.data() + control_rows * L;       // (R, L)
+  S* d_on = slice.line_sums.data() + (control_rows + R) * L;  // (L)
   S* sum_halt = slice.line_sums.data() + row_halt * L;
   S* sum_jr = slice.line_sums.data() + row_jr * L;
   S* sum_jump = slice.line_sums.data() + row_jump * L;
@@ -172,36 +176,42 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
       }
       mix_rows(d_target, imm_t, dvalues, n, L);  // imm[l] . dvalues
       mix_rows(d_jump, a_t, djr, R, L);          // a[l] . djr
-      // The scalars of every line, as control_scalars, in arrays the compiler vectorises.
-      const auto line = [&](index l, S d_on) {
-        const S s = jump[l] + jz[l] * z[l] + jnz[l] * (S(1) - z[l]);
-        const S q = jz[l] * (S(1) - z[l]) + jnz[l] * z[l] + rest[l];
-        dc[l] += s * d_target[l] + jr[l] * d_jump[l] + halt[l] * dn[l] + q * d_on;
-        const S ds = c[l] * d_target[l], dq = c[l] * d_on;
-        sum_halt[l] += c[l] * dn[l] - dq;
-        sum_jr[l] += c[l] * d_jump[l] - dq;
-        sum_jump[l] += ds - dq;
-        sum_jz[l] += (ds - dq) * z[l];
-        sum_jnz[l] += (ds - dq) * (S(1) - z[l]);
-        dzt[l] = (ds - dq) * (jz[l] - jnz[l]);
-      };
-      for (index l = 0; l + 1 < L; ++l) line(l, dn[l + 1]);
-      line(L - 1, dn[0]);
-      // dP: imm[l] += target_l dvalues, a[l] += jumping_l djr + dzt_l R0.
+      // The scalars of every line (control_scalars) as whole-array expressions.
+      for (index l = 0; l + 1 < L; ++l) d_on[l] = dn[l + 1];  // dnext at line l + 1
+      d_on[L - 1] = dn[0];
+      {
+        using array = Eigen::Array<S, Eigen::Dynamic, 1>;
+        using view = Eigen::Map<const array>;
+        using ref = Eigen::Map<array>;
+        const view C(c, L), Z(z, L), DT(d_target, L), DJ(d_jump, L), DN(dn, L), DON(d_on, L),
+            JUMP(jump, L), JZ(jz, L), JNZ(jnz, L), REST(rest, L), JR(jr, L), HALT(halt, L);
+        ref(dc, L) += (JUMP + JZ * Z + JNZ * (S(1) - Z)) * DT + JR * DJ + HALT * DN +
+                      (JZ * (S(1) - Z) + JNZ * Z + REST) * DON;
+        ref(dzt, L) = C * DT - C * DON;  // ds - dq, for now
+        const view DSQ(dzt, L);
+        ref(sum_halt, L) += C * DN - C * DON;
+        ref(sum_jr, L) += C * DJ - C * DON;
+        ref(sum_jump, L) += DSQ;
+        ref(sum_jz, L) += DSQ * Z;
+        ref(sum_jnz, L) += DSQ * (S(1) - Z);
+        ref(dzt, L) = DSQ * (JZ - JNZ);  // d z_l
+      }
+      // dP: imm[l] += target_l dvalues; a[l] += jumping_l djr + dzt_l R0, kept transposed.
       const S* r0 = cache.register_zero.data() + b * R;
       for (index l = 0; l < L; ++l) {
-        S* row = dP + l * W;
-        if (target[l] != S(0)) {
-          S* dimm = row + layout.imm();
-          for (index j = 0; j < n; ++j) dimm[j] += target[l] * dvalues[j];
-        }
-        S* da = row + layout.a();
-        for (index r = 0; r < R; ++r) da[r] += jumping[l] * djr[r] + dzt[l] * r0[r];
+        if (target[l] == S(0)) continue;
+        S* dimm = dP + l * W + layout.imm();
+        for (index j = 0; j < n; ++j) dimm[j] += target[l] * dvalues[j];
+      }
+      for (index r = 0; r < R; ++r) {
+        S* da = d_a + r * L;
+        for (index l = 0; l < L; ++l) da[l] += djr[r] * jumping[l] + r0[r] * dzt[l];
       }
       for (index r = 0; r < R; ++r) dregs[r * n] += dot(dzt, a_t + r * L, L);  // d R[r][0]
     }
     for (index l = 0; l < L; ++l) {
       S* row = dP + l * W;
+      for (index r = 0; r < R; ++r) row[layout.a() + r] += d_a[r * L + l];
       row[col_halt] += sum_halt[l];
       row[col_jr] += sum_jr[l];
       row[col_jmp] += sum_jump[l];

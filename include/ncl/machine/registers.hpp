@@ -189,23 +189,42 @@ void register_write_forward(S* next, const S* regs, const S* d, S w, const S* o,
   }
 }
 
-/// Gradients of register_write_forward: dregs (R, n), dd (R), dw (1), dout (n) add.
+/// Gradients of register_write_forward: dregs (R, n), dd (R), dw (1), dout (n) add. One
+/// pass over the rows: dout (n) += sum_r d_r dnext[r] accumulates beside the row products.
 template <class S>
 void register_write_backward(S* dregs, S* dd, S* dw, S* dout, const S* dnext, const S* regs,
                              const S* d, S w, const S* o, index R, index n) {
+  constexpr index K = detail::lanes<S>;
+  using lane = detail::lane_sums<S>;
   S dw_sum = S(0);
   for (index r = 0; r < R; ++r) {
     const S keep = S(1) - w * d[r];
+    const S put = d[r];
     const S* row = regs + r * n;
     const S* g = dnext + r * n;
     S* drow = dregs + r * n;
-    for (index j = 0; j < n; ++j) drow[j] += keep * g[j];
-    const S old_dot = detail::dot(row, g, n);
-    dd[r] += detail::dot(o, g, n) - w * old_dot;
+    lane old_lanes = lane::Zero(), new_lanes = lane::Zero();
+    index j = 0;
+    for (; j + K <= n; j += K) {
+      const auto gj = detail::lanes_at(g + j);
+      old_lanes += detail::lanes_at(row + j) * gj;
+      new_lanes += detail::lanes_at(o + j) * gj;
+      Eigen::Map<lane>(drow + j) += keep * gj;
+      Eigen::Map<lane>(dout + j) += put * gj;
+    }
+    S old_dot = S(0), new_dot = S(0);
+    for (; j < n; ++j) {
+      old_dot += row[j] * g[j];
+      new_dot += o[j] * g[j];
+      drow[j] += keep * g[j];
+      dout[j] += put * g[j];
+    }
+    old_dot += old_lanes.sum();
+    new_dot += new_lanes.sum();
+    dd[r] += new_dot - w * old_dot;
     dw_sum -= d[r] * old_dot;
   }
   *dw += dw_sum;
-  mix_rows_add(dout, dnext, d, R, n);  // dout += sum_r d_r dnext[r]
 }
 
 }  // namespace ncl::machine
