@@ -113,10 +113,10 @@ int main(int argc, char** argv) {
       argc, argv,
       {{"steps", "1500"}, {"batch", "64"}, {"lr", "2e-3"}, {"seed", "1"}, {"dim", "128"}, {"layers", "2"},
        {"heads", "4"}, {"kv-heads", "2"}, {"after-block", "1"}, {"holdout", "0.2"}, {"split", "operand"}, {"n", "32"},
-       {"tokenizer", ""}, {"every", "50"}, {"max-eval", "0"}, {"out", "results/compute"}},
+       {"tokenizer", ""}, {"every", "50"}, {"max-eval", "0"}, {"arguments", "value"}, {"out", "results/compute"}},
       "usage: ncl-compute [--steps N] [--batch B] [--lr X] [--seed S] [--dim C] [--layers L] [--heads H]\n"
       "                   [--kv-heads K] [--after-block k] [--holdout F] [--split operand|range|random] [--n N]\n"
-      "                   [--every K] [--max-eval N] [--out DIR]\n"
+      "                   [--every K] [--max-eval N] [--arguments value|pointer] [--out DIR]\n"
       "                   [--tokenizer PATH|bytes]   (default: the LLaMA 3 tokenizer.json that\n"
       "                   cmake/fetch_tokenizer.sh caches; 'bytes': the byte-level fallback)\n"
       "  --split operand: per task, a random fraction F of the first operand's values is held out\n"
@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
       "          range:   every triple with an operand among the top fraction F of the values is\n"
       "                   held out: those numbers are seen in training only in 'Repeat a.';\n"
       "          random:  each (task, a, b) is held out with probability F\n"
-      "  --max-eval N: evaluate on N evenly spaced held-out sentences only (0: all)\n");
+      "  --max-eval N: evaluate on N evenly spaced held-out sentences only (0: all)\n"
+      "  --arguments value: argument heads output a distribution over the n values (the paper);\n"
+      "              pointer: they point at a token, whose number the tokenizer gives\n");
   try {
     const std::int64_t n = flags.integer("n");
     const Index steps = flags.integer("steps"), batch = flags.integer("batch"), every = std::max<Index>(1, flags.integer("every"));
@@ -230,7 +232,15 @@ int main(int argc, char** argv) {
     mc.vocab_size = static_cast<Index>(tok->vocab_size());
     mc.output_size = n;
     mc.max_seq_len = T;
-    const ncl::nn::computer_config cc{.after_block = flags.integer("after-block"), .steps = machine_steps};
+    ncl::nn::computer_config cc{.after_block = flags.integer("after-block"), .steps = machine_steps};
+    if (flags.str("arguments") == "pointer") {
+      cc.arguments = ncl::nn::argument_head::pointer;
+      cc.token_values = ncl::nn::token_number_values(tok->vocab_size(), n, [&](std::int32_t id) {
+        return tok->decode(std::span<const ncl::token_id>(&id, 1));
+      });
+    } else if (flags.str("arguments") != "value") {
+      throw ncl::value_error("ncl-compute: --arguments must be value or pointer, got '" + flags.str("arguments") + "'");
+    }
     ncl::train::parameter_set<float> computer_params, baseline_params;
     ncl::nn::llama_computer<float> computer(mc, cc, lib, computer_params);
     ncl::nn::llama<float> baseline(mc, baseline_params);
@@ -242,12 +252,12 @@ int main(int argc, char** argv) {
     ncl::train::adamw<float> computer_opt(computer_params, {.weight_decay = 0.0, .max_grad_norm = 1.0});
     ncl::train::adamw<float> baseline_opt(baseline_params, {.weight_decay = 0.0, .max_grad_norm = 1.0});
     std::printf("ncl-compute: %lld training and %lld held-out sentences (%zu tasks), T = %lld tokens (%s),\n"
-                "  dim %lld, %lld layers, the machine after block %lld: n = %lld, L = %lld, %zu programs, %lld steps\n",
+                "  dim %lld, %lld layers, the machine after block %lld: n = %lld, L = %lld, %zu programs, %lld steps, %s arguments\n",
                 static_cast<long long>(train.count()), static_cast<long long>(test.count()), all_tasks.size(),
                 static_cast<long long>(T), tok_name.c_str(), static_cast<long long>(mc.dim),
                 static_cast<long long>(mc.n_layers), static_cast<long long>(cc.after_block),
                 static_cast<long long>(n), static_cast<long long>(shape.lines), lib.entries.size(),
-                static_cast<long long>(machine_steps));
+                static_cast<long long>(machine_steps), flags.str("arguments").c_str());
 
     // Accuracy on a set (per task too): argmax of the machine's answer / the head's logits.
     auto evaluate = [&](const example_set& set, std::vector<double>& per_task_computer,

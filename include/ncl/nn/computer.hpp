@@ -44,6 +44,15 @@
 
 namespace ncl::nn {
 
+/// How an argument register's distribution is read from the stream.
+///   value:   arg = softmax(W h), a distribution over the n values (the paper's heads)
+///   pointer: arg = sum_t a_t v(token_t), a = softmax_t((W_q h) . (W_k h_t) / sqrt(C) + w[p - t])
+///            over the positions t up to the read one p, with a learned bias w per distance,
+///            and v(token) one-hot on the number the token spells
+///            (computer_config::token_values), uniform for any other token: the head learns
+///            where the argument is, and the tokenizer says what number it is
+enum class argument_head { value, pointer };
+
 /// Where and how the model calls the machine.
 struct computer_config {
   index after_block = 1;                          ///< k: read the stream after block k, 1 <= k <= n_layers
@@ -63,7 +72,27 @@ struct computer_config {
   /// the parallel part, and the machine's per-step thread synchronisation stalls when the
   /// cores are shared with other work. 0 lets the interpreter choose.
   index machine_slices = 1;
+  argument_head arguments = argument_head::value;
+  /// For pointer arguments: the number each token id spells, -1 (or >= n) for none; one
+  /// entry per token of the vocabulary (see token_number_values).
+  std::vector<std::int64_t> token_values{};
 };
+
+/// The number each token of a vocabulary spells: decode(id) is one to three decimal digits,
+/// after at most one leading space, giving a value below `limit`; -1 otherwise.
+template <class Decode>
+std::vector<std::int64_t> token_number_values(std::size_t vocab_size, std::int64_t limit, Decode&& decode) {
+  std::vector<std::int64_t> values(vocab_size, -1);
+  for (std::size_t id = 0; id < vocab_size; ++id) {
+    std::string text = decode(static_cast<std::int32_t>(id));
+    if (!text.empty() && text.front() == ' ') text.erase(0, 1);
+    if (text.empty() || text.size() > 3 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    if (text.size() > 1 && text.front() == '0') continue;  // "07" is not how a number is written
+    const std::int64_t v = std::stoll(text);
+    if (v < limit) values[id] = v;
+  }
+  return values;
+}
 
 template <class S>
 class llama_computer {
@@ -71,8 +100,10 @@ class llama_computer {
   using params_type = train::parameter_set<S>;
 
   /// Adds the transformer's parameters and the computer's (computer.norm.weight,
-  /// computer.select.weight (E, C), computer.args.{i}.weight (n, C) and, with project_back,
-  /// computer.out_proj.weight (C, n)) to `params`, all zero: call init() or load them.
+  /// computer.select.weight (E, C), per argument computer.args.{i}.weight (n, C) or, for
+  /// pointer heads, computer.args.{i}.q_proj.weight and .k_proj.weight (C, C) and
+  /// .distance_bias (max_seq_len), and with
+  /// project_back computer.out_proj.weight (C, n)) to `params`, all zero: call init() or load them.
   llama_computer(const llama_config& model_config, const computer_config& config,
                  library::program_library lib, params_type& params)
       : config_(validated(model_config, config, lib)), lib_(std::move(lib)), params_(params),
@@ -84,7 +115,15 @@ class llama_computer {
     norm_w_ = params.add("computer.norm.weight", {C});
     select_w_ = params.add("computer.select.weight", {E, C});
     for (std::size_t i = 0; i < config_.argument_registers.size(); ++i) {
-      arg_w_.push_back(params.add("computer.args." + std::to_string(i) + ".weight", {n, C}));
+      const std::string p = "computer.args." + std::to_string(i);
+      if (config_.arguments == argument_head::value) {
+        arg_w_.push_back(params.add(p + ".weight", {n, C}));
+      } else {
+        arg_w_.push_back(params.add(p + ".q_proj.weight", {C, C}));
+        arg_k_.push_back(params.add(p + ".k_proj.weight", {C, C}));
+        arg_bias_.push_back(params.add(p + ".distance_bias", {model_config.max_seq_len},
+                                       {.sparse_rows = false, .weight_decay = false}));
+      }
     }
     if (config_.project_back) out_w_ = params.add("computer.out_proj.weight", {C, n});
   }
@@ -118,26 +157,37 @@ class llama_computer {
     // Every block's output is needed at every position, except the last block run: the
     // machine (if it reads there) needs the positions from the earliest read one on, the
     // head the last one.
-    auto rows_of = [&](index l) { return l != top - 1 ? T : (l + 1 == k ? T - first : 1); };
+    // Pointer heads read every position up to the read one.
+    const index needed = config_.arguments == argument_head::pointer ? T : T - first;
+    auto rows_of = [&](index l) { return l != top - 1 ? T : (l + 1 == k ? needed : 1); };
 
     model_.embed(tokens, B, T);
+    tokens_.assign(tokens.begin(), tokens.end());
     for (index l = 0; l < k; ++l) model_.forward_block(l, rows_of(l));
 
-    // (a), (b): the heads on the normalised stream at the read positions.
-    hidden_.resize(B, C);
-    gather_rows(hidden_, model_.residual(k), model_.residual_rows(k), T);
-    hidden_norm_.resize(B, C);
-    rstd_.resize(static_cast<std::size_t>(B));
-    rmsnorm_forward(hidden_norm_.data(), rstd_.data(), hidden_.data(), w(norm_w_), B, C,
+    // (a), (b): the heads on the normalised stream (a copy: project_back adds into it).
+    const auto stream = model_.residual(k);
+    rows_ = model_.residual_rows(k);
+    stream_.assign(stream.begin(), stream.end());
+    stream_norm_.resize(stream_.size());
+    rstd_.resize(static_cast<std::size_t>(B * rows_));
+    rmsnorm_forward(stream_norm_.data(), rstd_.data(), stream_.data(), w(norm_w_), B * rows_, C,
                     static_cast<S>(mc.norm_eps));
+    hidden_norm_.resize(B, C);
+    gather_rows(hidden_norm_, stream_norm_, rows_, T);
     select_logits_.resize(B, E);
     linear_forward(select_logits_.data(), hidden_norm_.data(), w(select_w_), B, C, E);
     softmax_forward(select_, select_logits_);
     arg_probs_.resize(arg_w_.size());
+    pointers_.resize(arg_w_.size());
     matrix<S> logits(B, n);
     for (std::size_t i = 0; i < arg_w_.size(); ++i) {
-      linear_forward(logits.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
-      softmax_forward(arg_probs_[i], logits);
+      if (config_.arguments == argument_head::value) {
+        linear_forward(logits.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
+        softmax_forward(arg_probs_[i], logits);
+      } else {
+        pointer_forward(pointers_[i], arg_probs_[i], i, B, T);
+      }
     }
     // The machine: c0 from the selection, the argument registers from the heads, every other
     // register and memory cell on 0.
@@ -200,14 +250,19 @@ class llama_computer {
     linear_backward(dhidden_norm.data(), g(select_w_), dlogits.data(), hidden_norm_.data(), w(select_w_), B, C, E);
     std::vector<matrix<S>> dargs(arg_w_.size(), matrix<S>::Zero(B, n));
     library::write_arguments_backward(dargs, grads.initial.registers, shape, config_.argument_registers);
+    std::vector<S> dstream_norm(stream_norm_.size(), S(0));
     for (std::size_t i = 0; i < arg_w_.size(); ++i) {
-      matrix<S> dl = matrix<S>::Zero(B, n);
-      softmax_backward(dl, dargs[i], arg_probs_[i]);
-      linear_backward(dhidden_norm.data(), g(arg_w_[i]), dl.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
+      if (config_.arguments == argument_head::value) {
+        matrix<S> dl = matrix<S>::Zero(B, n);
+        softmax_backward(dl, dargs[i], arg_probs_[i]);
+        linear_backward(dhidden_norm.data(), g(arg_w_[i]), dl.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
+      } else {
+        pointer_backward(dhidden_norm, dstream_norm, dargs[i], pointers_[i], i, B, T);
+      }
     }
-    matrix<S> dhidden = matrix<S>::Zero(B, C);
-    rmsnorm_backward(dhidden.data(), g(norm_w_), dhidden_norm.data(), hidden_.data(), w(norm_w_), rstd_.data(), B, C);
-    scatter_add_rows(model_.residual_grad(), model_.residual_rows(k), T, dhidden);
+    scatter_add_rows(std::span<S>(dstream_norm), rows_, T, dhidden_norm);
+    rmsnorm_backward(model_.residual_grad().data(), g(norm_w_), dstream_norm.data(), stream_.data(),
+                     w(norm_w_), rstd_.data(), B * rows_, C);
     for (index l = k - 1; l >= 0; --l) model_.backward_block(l);
     model_.embed_backward();
   }
@@ -223,6 +278,82 @@ class llama_computer {
   std::span<const S> head_logits() const { return model_.logits(); }
 
  private:
+  // ---- pointer argument heads: forward and backward side by side --------------------------
+
+  struct pointer_state {
+    matrix<S> q;     // (B, C)       W_q h at the read positions
+    matrix<S> keys;  // (B rows, C)  W_k h at every position in the stream
+    matrix<S> att;   // (B, rows)    attention over positions, 0 past the read one
+  };
+
+  // The value distribution of token position (b, t): one-hot on its number, else uniform.
+  void add_token_value(S* out, index b, index t, index T, S weight) const {
+    const index n = lib_.shape.n;
+    const std::int64_t v = token_value(tokens_[static_cast<std::size_t>(b * T + t)]);
+    if (v >= 0) {
+      out[v] += weight;
+    } else {
+      for (index j = 0; j < n; ++j) out[j] += weight / static_cast<S>(n);
+    }
+  }
+  std::int64_t token_value(std::int32_t token) const {
+    const std::int64_t v = config_.token_values[static_cast<std::size_t>(token)];
+    return v >= 0 && v < lib_.shape.n ? v : -1;
+  }
+
+  // arg (B, n) = sum_t att_t v(token_t), att = softmax_t(q . k_t / sqrt(C)), t <= the read position.
+  void pointer_forward(pointer_state& ps, matrix<S>& arg, std::size_t i, index B, index T) {
+    const index C = model_.config().dim, n = lib_.shape.n, R = rows_, offset = T - rows_;
+    const S scale = S(1) / std::sqrt(static_cast<S>(C));
+    ps.q.resize(B, C);
+    linear_forward(ps.q.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, C);
+    ps.keys.resize(B * R, C);
+    linear_forward(ps.keys.data(), stream_norm_.data(), w(arg_k_[i]), B * R, C, C);
+    ps.att = matrix<S>::Zero(B, R);
+    arg = matrix<S>::Zero(B, n);
+    for (index b = 0; b < B; ++b) {
+      const index last = positions_[static_cast<std::size_t>(b)] - offset;  // the read row
+      const S* bias = w(arg_bias_[i]);
+      for (index r = 0; r <= last; ++r) {
+        ps.att(b, r) = scale * ps.q.row(b).dot(ps.keys.row(b * R + r)) + bias[last - r];
+      }
+      softmax_row(ps.att.row(b).data(), ps.att.row(b).data(), last + 1);
+      for (index r = 0; r <= last; ++r) add_token_value(arg.row(b).data(), b, r + offset, T, ps.att(b, r));
+    }
+  }
+
+  // From darg (B, n): dhidden_norm (B, C) and dstream_norm (B rows, C) += the gradients through
+  // W_q and W_k, whose gradients are added into params().grads().
+  void pointer_backward(matrix<S>& dhidden_norm, std::vector<S>& dstream_norm, const matrix<S>& darg,
+                        const pointer_state& ps, std::size_t i, index B, index T) {
+    const index C = model_.config().dim, n = lib_.shape.n, R = rows_, offset = T - rows_;
+    const S scale = S(1) / std::sqrt(static_cast<S>(C));
+    matrix<S> dq = matrix<S>::Zero(B, C), dkeys = matrix<S>::Zero(B * R, C);
+    std::vector<S> datt(static_cast<std::size_t>(R)), ds(static_cast<std::size_t>(R));
+    std::vector<S> value(static_cast<std::size_t>(n));
+    for (index b = 0; b < B; ++b) {
+      const index last = positions_[static_cast<std::size_t>(b)] - offset;
+      for (index r = 0; r <= last; ++r) {  // d att_r = darg . v(token_r)
+        std::fill(value.begin(), value.end(), S(0));
+        add_token_value(value.data(), b, r + offset, T, S(1));
+        S d = 0;
+        for (index j = 0; j < n; ++j) d += darg(b, j) * value[static_cast<std::size_t>(j)];
+        datt[static_cast<std::size_t>(r)] = d;
+        ds[static_cast<std::size_t>(r)] = S(0);
+      }
+      softmax_row_backward(ds.data(), datt.data(), ps.att.row(b).data(), last + 1);
+      S* dbias = g(arg_bias_[i]);
+      for (index r = 0; r <= last; ++r) {
+        dbias[last - r] += ds[static_cast<std::size_t>(r)];
+        const S d = scale * ds[static_cast<std::size_t>(r)];
+        dq.row(b) += d * ps.keys.row(b * R + r);
+        dkeys.row(b * R + r) += d * ps.q.row(b);
+      }
+    }
+    linear_backward(dhidden_norm.data(), g(arg_w_[i]), dq.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, C);
+    linear_backward(dstream_norm.data(), g(arg_k_[i]), dkeys.data(), stream_norm_.data(), w(arg_k_[i]), B * R, C, C);
+  }
+
   static const computer_config& validated(const llama_config& mc, const computer_config& config,
                                           const library::program_library& lib) {
     mc.validate();
@@ -233,6 +364,15 @@ class llama_computer {
     }
     if (config.steps < 1) fail("steps ", config.steps, " must be >= 1");
     if (config.machine_slices < 0) fail("machine_slices ", config.machine_slices, " must be >= 0");
+    if (config.arguments == argument_head::pointer) {
+      if (static_cast<index>(config.token_values.size()) != mc.vocab_size) {
+        fail("pointer arguments need token_values for every token: ", config.token_values.size(),
+             " entries for a vocabulary of ", mc.vocab_size);
+      }
+      for (std::size_t t = 0; t < config.token_values.size(); ++t) {
+        if (config.token_values[t] < -1) fail("token_values[", t, "] = ", config.token_values[t], " < -1");
+      }
+    }
     if (lib.entries.empty()) fail("the library has no entry points");
     auto check_register = [&](const char* what, index r) {
       if (r < 0 || r >= lib.shape.registers) fail(what, " register ", r, " is outside [0, R = ", lib.shape.registers, ")");
@@ -309,7 +449,9 @@ class llama_computer {
   machine::soft_interpreter<S> machine_;
   machine::soft_program<S> program_;  // the compiled library, frozen
   std::size_t norm_w_ = 0, select_w_ = 0, out_w_ = 0;  // parameter ids
-  std::vector<std::size_t> arg_w_;
+  std::vector<std::size_t> arg_w_;  // value heads' W, or pointer heads' W_q
+  std::vector<std::size_t> arg_k_;  // pointer heads' W_k
+  std::vector<std::size_t> arg_bias_;  // pointer heads' distance bias
 
   // the last forward
   bool have_forward_ = false;
@@ -317,8 +459,11 @@ class llama_computer {
   std::vector<index> positions_;
   std::vector<std::int64_t> answers_;
   std::vector<std::int32_t> targets_;
-  matrix<S> hidden_, hidden_norm_, select_logits_, select_, answer_;
-  std::vector<S> rstd_;
+  index rows_ = 0;                    // positions per sequence in the stream after block k
+  std::vector<std::int32_t> tokens_;
+  std::vector<S> stream_, stream_norm_, rstd_;  // (B rows, C) the stream after block k, normalised
+  matrix<S> hidden_norm_, select_logits_, select_, answer_;  // hidden_norm_: at the read rows
+  std::vector<pointer_state> pointers_;
   std::vector<matrix<S>> arg_probs_;
   machine::machine_tape<S> tape_;
   double machine_loss_ = 0, head_loss_ = 0;
