@@ -164,26 +164,21 @@ TEST_CASE("computer: pointer arguments mix the numbers of the tokens up to the r
   ncl::nn::llama_computer<double> model(tiny_config(), pointer_config({.after_block = 1, .steps = 3}), lib, params);
   ncl::rng random(4);
   model.init(random, 0.5);
-  // sequence 0 reads position 2 of (3, 5, 0, 7): tokens 3, 5, 0 -> values 2, 4 and uniform
-  // sequence 1 reads position 3 of (2, 2, 6, 8): values 1, 1, 5, 7
-  const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8};
-  const std::vector<Index> positions{2, 3};
-  model.forward(tokens, positions, std::vector<std::int64_t>{0, 0}, 2, 4);
+  // sequence 0 reads position 2 of (3, 5, 0, 7): the numbers 2 and 4 (token 0 is none)
+  // sequence 1 reads position 3 of (2, 2, 6, 8): 1, 1, 5, 7
+  // sequence 2 reads position 1 of (0, 9, 10, 3): no number (9 and 10 are none), uniform
+  const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8, 0, 9, 10, 3};
+  const std::vector<Index> positions{2, 3, 1};
+  model.forward(tokens, positions, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& arg = model.argument(i);
-    CHECK(arg.row(0).sum() == Approx(1.0));
-    CHECK(arg.row(1).sum() == Approx(1.0));
-    // Row 0: the uniform part spreads one weight over all 8 values, so value 6 (no token)
-    // gets exactly that weight / 8, and 2 and 4 get more.
-    const double uniform = arg(0, 6);
-    CHECK(uniform > 0);
-    for (Index v : {0, 1, 3, 5, 7}) CHECK(arg(0, v) == Approx(uniform).epsilon(1e-12));
-    CHECK(arg(0, 2) > uniform);
-    CHECK(arg(0, 4) > uniform);
-    // Row 1: only the values 1, 5, 7 of its tokens.
+    for (Index b = 0; b < 3; ++b) CHECK(arg.row(b).sum() == Approx(1.0));
     for (Index v = 0; v < 8; ++v) {
+      if (v == 2 || v == 4) CHECK(arg(0, v) > 0);
+      else CHECK(arg(0, v) == 0);
       if (v == 1 || v == 5 || v == 7) CHECK(arg(1, v) > 0);
       else CHECK(arg(1, v) == 0);
+      CHECK(arg(2, v) == Approx(0.125));
     }
   }
   ncl::train::parameter_set<float> other;
@@ -265,14 +260,14 @@ double unseen_operand_accuracy(ncl::nn::argument_head heads) {
 }
 
 TEST_CASE("computer: pointer arguments reach numbers never seen as arguments", "[nn][computer][learn]") {
-  // Pointer heads learn where an argument is, not its value, so they get more of the
-  // questions about numbers they never saw as arguments right than value heads, which have
-  // to learn each number's value as an argument (measured: 0.46 and 0.18). Far from all:
-  // the pointers and the program choice still read the unseen numbers' hidden states.
+  // Pointer heads learn where an argument is, not its value, so they answer questions about
+  // numbers they never saw as arguments; value heads would have to learn each number's value
+  // as an argument, and do not (measured: 0.98 and 0.18).
   const double pointer = unseen_operand_accuracy(ncl::nn::argument_head::pointer);
   const double value = unseen_operand_accuracy(ncl::nn::argument_head::value);
   INFO("held-out accuracy: pointer heads " << pointer << ", value heads " << value);
-  CHECK(pointer > value + 0.15);
+  CHECK(pointer >= 0.9);
+  CHECK(value < 0.5);
 }
 
 TEST_CASE("computer: the machine runs from the heads' distributions", "[nn][computer]") {

@@ -46,11 +46,11 @@ namespace ncl::nn {
 
 /// How an argument register's distribution is read from the stream.
 ///   value:   arg = softmax(W h), a distribution over the n values (the paper's heads)
-///   pointer: arg = sum_t a_t v(token_t), a = softmax_t((W_q h) . (W_k h_t) / sqrt(C) + w[p - t])
-///            over the positions t up to the read one p, with a learned bias w per distance,
-///            and v(token) one-hot on the number the token spells
-///            (computer_config::token_values), uniform for any other token: the head learns
-///            where the argument is, and the tokenizer says what number it is
+///   pointer: arg = sum_t a_t onehot(value(token_t)), a = softmax_t((W_q h) . (W_k h_t) / sqrt(C)
+///            + w[p - t]) over the number tokens t up to the read position p (the numbers
+///            from computer_config::token_values), with a learned bias w per distance;
+///            uniform when there is no number: the head learns where the argument is, and
+///            the tokenizer says what number it is
 enum class argument_head { value, pointer };
 
 /// Where and how the model calls the machine.
@@ -283,25 +283,26 @@ class llama_computer {
   struct pointer_state {
     matrix<S> q;     // (B, C)       W_q h at the read positions
     matrix<S> keys;  // (B rows, C)  W_k h at every position in the stream
-    matrix<S> att;   // (B, rows)    attention over positions, 0 past the read one
+    matrix<S> att;   // (B, rows)    attention over the number tokens up to the read position
   };
 
-  // The value distribution of token position (b, t): one-hot on its number, else uniform.
-  void add_token_value(S* out, index b, index t, index T, S weight) const {
-    const index n = lib_.shape.n;
-    const std::int64_t v = token_value(tokens_[static_cast<std::size_t>(b * T + t)]);
-    if (v >= 0) {
-      out[v] += weight;
-    } else {
-      for (index j = 0; j < n; ++j) out[j] += weight / static_cast<S>(n);
-    }
-  }
   std::int64_t token_value(std::int32_t token) const {
     const std::int64_t v = config_.token_values[static_cast<std::size_t>(token)];
     return v >= 0 && v < lib_.shape.n ? v : -1;
   }
+  // The stream rows of sequence b a pointer may choose: its number tokens up to the read
+  // position, with their values.
+  void pointer_candidates(std::vector<std::pair<index, std::int64_t>>& out, index b, index T) const {
+    const index offset = T - rows_, last = positions_[static_cast<std::size_t>(b)] - offset;
+    out.clear();
+    for (index r = 0; r <= last; ++r) {
+      const std::int64_t v = token_value(tokens_[static_cast<std::size_t>(b * T + r + offset)]);
+      if (v >= 0) out.emplace_back(r, v);
+    }
+  }
 
-  // arg (B, n) = sum_t att_t v(token_t), att = softmax_t(q . k_t / sqrt(C)), t <= the read position.
+  // arg (B, n) = sum_t att_t onehot(value_t), att = softmax_t(q . k_t / sqrt(C) + w[p - t]) over
+  // the number tokens t up to the read position p; uniform when there is none.
   void pointer_forward(pointer_state& ps, matrix<S>& arg, std::size_t i, index B, index T) {
     const index C = model_.config().dim, n = lib_.shape.n, R = rows_, offset = T - rows_;
     const S scale = S(1) / std::sqrt(static_cast<S>(C));
@@ -311,43 +312,57 @@ class llama_computer {
     linear_forward(ps.keys.data(), stream_norm_.data(), w(arg_k_[i]), B * R, C, C);
     ps.att = matrix<S>::Zero(B, R);
     arg = matrix<S>::Zero(B, n);
+    const S* bias = w(arg_bias_[i]);
+    std::vector<std::pair<index, std::int64_t>> candidates;
+    std::vector<S> scores;
     for (index b = 0; b < B; ++b) {
-      const index last = positions_[static_cast<std::size_t>(b)] - offset;  // the read row
-      const S* bias = w(arg_bias_[i]);
-      for (index r = 0; r <= last; ++r) {
-        ps.att(b, r) = scale * ps.q.row(b).dot(ps.keys.row(b * R + r)) + bias[last - r];
+      pointer_candidates(candidates, b, T);
+      if (candidates.empty()) {
+        arg.row(b).setConstant(S(1) / static_cast<S>(n));
+        continue;
       }
-      softmax_row(ps.att.row(b).data(), ps.att.row(b).data(), last + 1);
-      for (index r = 0; r <= last; ++r) add_token_value(arg.row(b).data(), b, r + offset, T, ps.att(b, r));
+      const index last = positions_[static_cast<std::size_t>(b)] - offset;
+      scores.resize(candidates.size());
+      for (std::size_t c = 0; c < candidates.size(); ++c) {
+        const index r = candidates[c].first;
+        scores[c] = scale * ps.q.row(b).dot(ps.keys.row(b * R + r)) + bias[last - r];
+      }
+      softmax_row(scores.data(), scores.data(), static_cast<index>(scores.size()));
+      for (std::size_t c = 0; c < candidates.size(); ++c) {
+        ps.att(b, candidates[c].first) = scores[c];
+        arg(b, candidates[c].second) += scores[c];
+      }
     }
   }
 
   // From darg (B, n): dhidden_norm (B, C) and dstream_norm (B rows, C) += the gradients through
-  // W_q and W_k, whose gradients are added into params().grads().
+  // W_q and W_k; the gradients of W_q, W_k and the distance bias go into params().grads().
   void pointer_backward(matrix<S>& dhidden_norm, std::vector<S>& dstream_norm, const matrix<S>& darg,
                         const pointer_state& ps, std::size_t i, index B, index T) {
-    const index C = model_.config().dim, n = lib_.shape.n, R = rows_, offset = T - rows_;
+    const index C = model_.config().dim, R = rows_, offset = T - rows_;
     const S scale = S(1) / std::sqrt(static_cast<S>(C));
     matrix<S> dq = matrix<S>::Zero(B, C), dkeys = matrix<S>::Zero(B * R, C);
-    std::vector<S> datt(static_cast<std::size_t>(R)), ds(static_cast<std::size_t>(R));
-    std::vector<S> value(static_cast<std::size_t>(n));
+    S* dbias = g(arg_bias_[i]);
+    std::vector<std::pair<index, std::int64_t>> candidates;
+    std::vector<S> att, datt, ds;
     for (index b = 0; b < B; ++b) {
+      pointer_candidates(candidates, b, T);
+      if (candidates.empty()) continue;  // a constant: no gradient
       const index last = positions_[static_cast<std::size_t>(b)] - offset;
-      for (index r = 0; r <= last; ++r) {  // d att_r = darg . v(token_r)
-        std::fill(value.begin(), value.end(), S(0));
-        add_token_value(value.data(), b, r + offset, T, S(1));
-        S d = 0;
-        for (index j = 0; j < n; ++j) d += darg(b, j) * value[static_cast<std::size_t>(j)];
-        datt[static_cast<std::size_t>(r)] = d;
-        ds[static_cast<std::size_t>(r)] = S(0);
+      const std::size_t m = candidates.size();
+      att.resize(m);
+      datt.resize(m);
+      ds.assign(m, S(0));
+      for (std::size_t c = 0; c < m; ++c) {
+        att[c] = ps.att(b, candidates[c].first);
+        datt[c] = darg(b, candidates[c].second);  // d att_t = darg . onehot(value_t)
       }
-      softmax_row_backward(ds.data(), datt.data(), ps.att.row(b).data(), last + 1);
-      S* dbias = g(arg_bias_[i]);
-      for (index r = 0; r <= last; ++r) {
-        dbias[last - r] += ds[static_cast<std::size_t>(r)];
-        const S d = scale * ds[static_cast<std::size_t>(r)];
-        dq.row(b) += d * ps.keys.row(b * R + r);
-        dkeys.row(b * R + r) += d * ps.q.row(b);
+      softmax_row_backward(ds.data(), datt.data(), att.data(), static_cast<index>(m));
+      for (std::size_t c = 0; c < m; ++c) {
+        const index r = candidates[c].first;
+        dbias[last - r] += ds[c];
+        dq.row(b) += scale * ds[c] * ps.keys.row(b * R + r);
+        dkeys.row(b * R + r) += scale * ds[c] * ps.q.row(b);
       }
     }
     linear_backward(dhidden_norm.data(), g(arg_w_[i]), dq.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, C);
