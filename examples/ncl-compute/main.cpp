@@ -4,14 +4,16 @@
 //
 // The computer model reads the residual stream after block k at the sentence's last token;
 // its heads pick a library entry point (ADD SUB MUL MIN MAX as one-instruction programs, and
-// the stdlib's absdiff, power and gcd) and the two argument distributions (r0, r1); the soft
-// machine runs the library for T steps; the loss is the cross-entropy of r0 against the
-// answer. The baseline is the same transformer with a head over the n answers at the last
-// position. Both see the same batches. Every (task, a, b) triple is either in the training
-// set (all its sentence templates) or held out; the test accuracy is on held-out triples,
-// so it measures whether a model computes rather than remembers. By default (--split operand)
-// each task holds out every triple whose first operand is in a random fifth of the values,
-// different per task: every number is seen in training, but not in that task and place.
+// the stdlib's absdiff, power and gcd) and the two arguments (r0, r1): pointer heads (the
+// default) attend over the sentence's number tokens, value heads (the paper's, --arguments
+// value) output a distribution over the n values. The soft machine runs the library for T
+// steps; the loss is the cross-entropy of r0 against the answer. The baseline is the same
+// transformer with a head over the n answers at the last position. Both see the same batches.
+// Every (task, a, b) triple is either in the training set (all its sentence templates) or
+// held out, so the held-out accuracy measures whether a model computes rather than remembers:
+// --split range (the default) holds out every question with an operand among the top fifth
+// of the values, which training shows only in "Repeat 27."; --split operand holds out, per
+// task, the triples whose first operand is in a random fifth of the values.
 //
 // Writes <out>/compute.csv (the curves), <out>/compute_per_task.csv, <out>/compute_accuracy.svg
 // and <out>/compute_loss.svg.
@@ -112,21 +114,22 @@ int main(int argc, char** argv) {
   const example::flags flags(
       argc, argv,
       {{"steps", "1500"}, {"batch", "64"}, {"lr", "2e-3"}, {"seed", "1"}, {"dim", "128"}, {"layers", "2"},
-       {"heads", "4"}, {"kv-heads", "2"}, {"after-block", "1"}, {"holdout", "0.2"}, {"split", "operand"}, {"n", "32"},
-       {"tokenizer", ""}, {"every", "50"}, {"max-eval", "0"}, {"arguments", "value"}, {"out", "results/compute"}},
+       {"heads", "4"}, {"kv-heads", "2"}, {"after-block", "1"}, {"holdout", "0.2"}, {"split", "range"}, {"n", "32"},
+       {"tokenizer", ""}, {"every", "50"}, {"max-eval", "0"}, {"arguments", "pointer"}, {"out", "results/compute"}},
       "usage: ncl-compute [--steps N] [--batch B] [--lr X] [--seed S] [--dim C] [--layers L] [--heads H]\n"
       "                   [--kv-heads K] [--after-block k] [--holdout F] [--split operand|range|random] [--n N]\n"
       "                   [--every K] [--max-eval N] [--arguments value|pointer] [--out DIR]\n"
       "                   [--tokenizer PATH|bytes]   (default: the LLaMA 3 tokenizer.json that\n"
       "                   cmake/fetch_tokenizer.sh caches; 'bytes': the byte-level fallback)\n"
-      "  --split operand: per task, a random fraction F of the first operand's values is held out\n"
+      "  --split range:   every triple with an operand among the top fraction F of the values is\n"
+      "                   held out: those numbers are seen in training only in 'Repeat a.' (default);\n"
+      "          operand: per task, a random fraction F of the first operand's values is held out\n"
       "                   (every number is still seen in training, in the other tasks);\n"
-      "          range:   every triple with an operand among the top fraction F of the values is\n"
-      "                   held out: those numbers are seen in training only in 'Repeat a.';\n"
       "          random:  each (task, a, b) is held out with probability F\n"
       "  --max-eval N: evaluate on N evenly spaced held-out sentences only (0: all)\n"
-      "  --arguments value: argument heads output a distribution over the n values (the paper);\n"
-      "              pointer: they point at a token, whose number the tokenizer gives\n");
+      "  --arguments pointer: argument heads point at a number token, whose value the tokenizer\n"
+      "                       gives (default);\n"
+      "              value:   they output a distribution over the n values (the paper's heads)\n");
   try {
     const std::int64_t n = flags.integer("n");
     const Index steps = flags.integer("steps"), batch = flags.integer("batch"), every = std::max<Index>(1, flags.integer("every"));
