@@ -28,8 +28,8 @@ namespace {
 
 constexpr ncl::index B = 32, T = 24;
 
-void train_step(benchmark::State& state, ncl::index kv_heads, bool sparse) {
-  const ncl::index dim = state.range(0);
+// torch_llama.py's model: 2 layers, 4 heads, ffn 64 * ceil(8d/3 / 64), LLaMA 3's vocabulary.
+ncl::nn::llama_config bench_config(ncl::index dim, ncl::index kv_heads, ncl::index output_size) {
   ncl::nn::llama_config c;
   c.dim = dim;
   c.n_layers = 2;
@@ -37,8 +37,13 @@ void train_step(benchmark::State& state, ncl::index kv_heads, bool sparse) {
   c.n_kv_heads = kv_heads;
   c.ffn_dim = 64 * ((8 * dim / 3 + 63) / 64);
   c.vocab_size = 128256;
-  c.output_size = 128;
+  c.output_size = output_size;
   c.max_seq_len = T;
+  return c;
+}
+
+void train_step(benchmark::State& state, ncl::index kv_heads, bool sparse) {
+  ncl::nn::llama_config c = bench_config(state.range(0), kv_heads, 128);
   c.sparse_embedding = sparse;
   ncl::train::parameter_set<float> params;
   ncl::nn::llama<float> model(c, params);
@@ -66,16 +71,7 @@ void BM_llama_train_step_dense(benchmark::State& state) { train_step(state, 4, f
 
 // The transformer above with the machine after block 1 instead of the answer head.
 void BM_computer_train_step(benchmark::State& state) {
-  const ncl::index dim = state.range(0);
-  ncl::nn::llama_config c;
-  c.dim = dim;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 4;
-  c.ffn_dim = 64 * ((8 * dim / 3 + 63) / 64);
-  c.vocab_size = 128256;
-  c.output_size = 32;
-  c.max_seq_len = T;
+  const ncl::nn::llama_config c = bench_config(state.range(0), 4, 32);
   ncl::machine::machine_shape shape;
   shape.n = 32;
   shape.registers = 6;
@@ -83,13 +79,7 @@ void BM_computer_train_step(benchmark::State& state) {
   shape.lines = 32;
   const std::vector<ncl::alu::opcode> ops{ncl::alu::opcode::ADD, ncl::alu::opcode::SUB, ncl::alu::opcode::MUL,
                                           ncl::alu::opcode::MIN, ncl::alu::opcode::MAX};
-  auto [file, entries] = ncl::library::opcode_programs(ops);
-  std::vector<ncl::machine::source_file> files{file};
-  for (const char* name : {"absdiff", "power", "gcd"}) {
-    files.push_back(ncl::machine::read_source((ncl::library::stdlib_directory() / (std::string(name) + ".s")).string()));
-    entries.push_back(name);
-  }
-  const auto lib = ncl::library::link_library(files, shape, entries);
+  const auto lib = ncl::library::opcode_library(shape, ops, {"absdiff", "power", "gcd"});
   ncl::train::parameter_set<float> params;
   ncl::nn::llama_computer<float> model(c, {.after_block = 1, .steps = state.range(1), .machine_slices = state.range(2)},
                                        lib, params);

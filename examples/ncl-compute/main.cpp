@@ -155,13 +155,7 @@ int main(int argc, char** argv) {
     shape.lines = n;
     const std::vector<ncl::alu::opcode> ops{ncl::alu::opcode::ADD, ncl::alu::opcode::SUB, ncl::alu::opcode::MUL,
                                             ncl::alu::opcode::MIN, ncl::alu::opcode::MAX};
-    auto [op_file, entries] = ncl::library::opcode_programs(ops);
-    std::vector<ncl::machine::source_file> files{op_file};
-    for (const char* name : {"absdiff", "power", "gcd"}) {
-      files.push_back(ncl::machine::read_source((ncl::library::stdlib_directory() / (std::string(name) + ".s")).string()));
-      entries.push_back(name);
-    }
-    const auto lib = ncl::library::link_library(files, shape, entries);
+    const auto lib = ncl::library::opcode_library(shape, ops, {"absdiff", "power", "gcd"});
     const ncl::machine::reference_machine reference(lib.program, shape);
 
     // The data: every valid (task, a, b), each checked on the reference machine.
@@ -303,8 +297,9 @@ int main(int argc, char** argv) {
 
     std::ostringstream csv;
     csv << "step,computer_loss,baseline_loss,computer_test_accuracy,baseline_test_accuracy\n";
-    ncl::plot_series loss_c{"with the computer", {}, {}}, loss_b{"transformer alone", {}, {}};
-    ncl::plot_series acc_c{"with the computer", {}, {}}, acc_b{"transformer alone", {}, {}};
+    const std::string computer_label = "with the computer (" + flags.str("arguments") + " arguments)";
+    ncl::plot_series loss_c{computer_label, {}, {}}, loss_b{"transformer alone", {}, {}};
+    ncl::plot_series acc_c{computer_label, {}, {}}, acc_b{"transformer alone", {}, {}};
     std::vector<Index> order(static_cast<std::size_t>(train.count()));
     std::iota(order.begin(), order.end(), Index{0});
     std::size_t cursor = order.size();
@@ -374,7 +369,7 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(out);
     ncl::write_file_atomic(out / "compute.csv", csv.str());
     ncl::write_file_atomic(out / "compute_per_task.csv", per_task.str());
-    ncl::line_chart{"ncl-compute: held-out accuracy (sentences -> answer)", "training step", "accuracy", false,
+    ncl::line_chart{"ncl-compute: held-out accuracy (sentences -> answer), --split " + split, "training step", "accuracy", false,
                     {acc_c, acc_b}}.write((out / "compute_accuracy.svg").string());
     ncl::line_chart{"ncl-compute: training loss (answer cross-entropy)", "training step", "loss", true,
                     {loss_c, loss_b}}.write((out / "compute_loss.svg").string());

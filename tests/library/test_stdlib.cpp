@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "ncl/core/rng.hpp"
@@ -211,4 +212,27 @@ TEST_CASE("selection and argument writing: exact on one-hot, gradient-checked on
   CHECK(result.ok);
   CHECK_THROWS_WITH(lib::write_arguments(state, shape, {7}, {x0}), Catch::Contains("register 7 is outside [0, 6)"));
   CHECK_THROWS_AS(lib::select_forward(counter, x0, library), ncl::shape_error);
+}
+
+TEST_CASE("stdlib: opcode programs linked with stdlib programs", "[library][stdlib]") {
+  const std::vector<ncl::alu::opcode> ops{ncl::alu::opcode::SUB, ncl::alu::opcode::MAX};
+  const auto library = lib::opcode_library(stdlib_shape(), ops, {"gcd", "absdiff"});
+  std::vector<std::string> names;
+  for (const auto& e : library.entries) names.push_back(e.name);
+  CHECK(names == std::vector<std::string>{"op_sub", "op_max", "gcd", "absdiff"});
+  CHECK(library.entries[0].line == 0);
+  CHECK(library.entries[1].line == 2);
+  for (std::int64_t a : {0, 7, 30}) {
+    for (std::int64_t b : {1, 12, 45}) {
+      CHECK(run(library, "op_sub", {a, b}).registers[0] == ncl::alu::apply(ncl::alu::opcode::SUB, a, b, 128));
+      CHECK(run(library, "op_sub", {a, b}).halt_step == 2);
+      CHECK(run(library, "op_max", {a, b}).registers[0] == std::max(a, b));
+      CHECK(run(library, "gcd", {a, b}).registers[0] == std::gcd(a, b));
+      CHECK(run(library, "absdiff", {a, b}).registers[0] == (a > b ? a - b : b - a));
+    }
+  }
+  CHECK_THROWS_AS(lib::opcode_library(stdlib_shape(), ops, {"nonesuch"}), ncl::value_error);
+  CHECK_THROWS_AS(lib::opcode_library(stdlib_shape(), std::vector<ncl::alu::opcode>{}), ncl::value_error);
+  CHECK_THROWS_AS(lib::opcode_library(stdlib_shape(), std::vector<ncl::alu::opcode>{ncl::alu::opcode::ADD, ncl::alu::opcode::ADD}),
+                  ncl::value_error);
 }

@@ -19,6 +19,8 @@
 #include "ncl/train/checkpoint.hpp"
 #include "ncl/train/parameters.hpp"
 
+#include "nn_test_util.hpp"
+
 using Index = ncl::index;
 
 namespace {
@@ -127,26 +129,8 @@ TEST_CASE("llama: whole-model finite-difference gradient check", "[nn][llama][gr
   const Index B = 2, T = 5;
   const std::vector<std::int32_t> tokens{1, 4, 4, 9, 0, 10, 3, 2, 7, 3};
   const std::vector<std::int32_t> targets{2, 4};
-  std::vector<ncl::gradcheck_input> inputs;
-  for (std::size_t p = 0; p < params.count(); ++p) {
-    inputs.push_back({params.info(p).name, params.value(p)});
-  }
-  auto fwd = [&] { return std::vector<double>{model.forward(tokens, targets, B, T)}; };
-  auto bwd = [&](std::span<const double> dloss) {
-    model.forward(tokens, targets, B, T);
-    params.zero_grad();
-    model.backward(dloss[0]);
-    std::vector<std::vector<double>> grads;
-    for (std::size_t p = 0; p < params.count(); ++p) {
-      grads.emplace_back(params.grad(p).begin(), params.grad(p).end());
-    }
-    return grads;
-  };
-  ncl::gradcheck_options options;
-  options.samples_per_input = 12;
-  options.atol = 1e-8;
-  options.rtol = 1e-5;
-  const auto r = ncl::gradcheck(inputs, fwd, bwd, options);
+  const auto r = nn_test::check_parameter_gradients(
+      params, [&] { return model.forward(tokens, targets, B, T); }, [&](double d) { model.backward(d); }, 12);
   INFO(r.report());
   CHECK(r.ok);
   CHECK(r.checked > 150);

@@ -103,12 +103,10 @@ inline std::string stdlib_file_of(std::string_view entry) {
   throw value_error(ncl::detail::concat("stdlib: no program named '", entry, "'"));
 }
 
-/// Links the standard library from `directory`: the files that define `entry_names` (all of
-/// stdlib_entry_points() if empty), in stdlib_files() order, with those entry points.
-inline program_library link_stdlib(const machine::machine_shape& shape,
-                                   std::vector<std::string> entry_names = {},
-                                   const std::filesystem::path& directory = stdlib_directory()) {
-  if (entry_names.empty()) entry_names = stdlib_entry_points();
+/// The stdlib source files that define `entry_names`, read from `directory`, in
+/// stdlib_files() order.
+inline std::vector<machine::source_file> stdlib_sources(const std::vector<std::string>& entry_names,
+                                                        const std::filesystem::path& directory = stdlib_directory()) {
   std::vector<std::string> needed;
   for (const auto& e : entry_names) needed.push_back(stdlib_file_of(e));
   std::vector<machine::source_file> files;
@@ -117,7 +115,16 @@ inline program_library link_stdlib(const machine::machine_shape& shape,
       files.push_back(machine::read_source((directory / f).string()));
     }
   }
-  return link_library(files, shape, entry_names);
+  return files;
+}
+
+/// Links the standard library from `directory`: the files that define `entry_names` (all of
+/// stdlib_entry_points() if empty), in stdlib_files() order, with those entry points.
+inline program_library link_stdlib(const machine::machine_shape& shape,
+                                   std::vector<std::string> entry_names = {},
+                                   const std::filesystem::path& directory = stdlib_directory()) {
+  if (entry_names.empty()) entry_names = stdlib_entry_points();
+  return link_library(stdlib_sources(entry_names, directory), shape, entry_names);
 }
 
 /// The assembly of one-instruction programs, one per binary value opcode of `ops` (the ALU's
@@ -146,11 +153,20 @@ inline std::pair<machine::source_file, std::vector<std::string>> opcode_programs
 }
 
 /// A library of the one-instruction programs of opcode_programs(ops): a distribution over
-/// its entry points is a distribution over opcodes applied to r0 and r1.
+/// its entry points is a distribution over opcodes applied to r0 and r1. With
+/// `stdlib_entries`, the stdlib programs of those names follow (entry points: op_* in the
+/// order of `ops`, then `stdlib_entries`).
 inline program_library opcode_library(const machine::machine_shape& shape,
-                                      std::span<const alu::opcode> ops = alu::table_ops) {
+                                      std::span<const alu::opcode> ops = alu::table_ops,
+                                      const std::vector<std::string>& stdlib_entries = {},
+                                      const std::filesystem::path& directory = stdlib_directory()) {
   auto [file, names] = opcode_programs(ops);
-  return link_library({file}, shape, names);
+  std::vector<machine::source_file> files{file};
+  if (!stdlib_entries.empty()) {
+    for (auto& f : stdlib_sources(stdlib_entries, directory)) files.push_back(std::move(f));
+    names.insert(names.end(), stdlib_entries.begin(), stdlib_entries.end());
+  }
+  return link_library(files, shape, names);
 }
 
 /// counter (B, L) = select (B, E) times the entry lines' one-hot rows: a distribution over
