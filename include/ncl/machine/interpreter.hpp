@@ -10,10 +10,13 @@
 //   auto grads = machine_gradients<double>::zeros(shape, B, 1);
 //   machine.unroll_backward(grads, tape, dfinal);           // adds d loss / d program, state
 //
-// One step, batched (B rows): the fetch (step 1) is c (B, L) x P (L, W) for the packed
-// program P; the register reads, memory, value mixture and writes run per element; the ALU
-// (alu.hpp) runs once on the whole batch; control (step 5) is interpreter_control.hpp.
-// Backward is the forward read in reverse, and adds into its buffers.
+// One step, batched (B rows): the fetch (step 1) mixes the lines of the packed program P
+// (L, W) by the counter c; the register reads, memory, value mixture and writes run per
+// element; the ALU (alu.hpp) runs once per batch slice; control (step 5) is
+// interpreter_control.hpp. Backward is the forward read in reverse, and adds into its
+// buffers. The batch elements are independent through time, so a threaded unroll is one
+// OpenMP region: each thread runs its slice through every step (forward meets at one barrier
+// per step to agree on the early stop; backward does not meet at all).
 #pragma once
 
 #include <algorithm>
@@ -123,7 +126,7 @@ class soft_interpreter {
 
   /// Splits the batch into `count` slices (at most B), stepped by separate OpenMP threads
   /// when `threads`, else one after another; 0, the default, picks one slice per thread
-  /// when the batch is big enough to pay for a fork and join per step.
+  /// when the batch is big enough to pay for the threads' barrier per step.
   void set_slices(index count, bool threads = true) {
     if (count < 0) throw value_error(ncl::detail::concat("set_slices: count = ", count, " < 0"));
     slices_ = count;
@@ -324,7 +327,7 @@ class soft_interpreter {
   }
 
   /// The batch split into one contiguous slice per thread when the work is worth it: each
-  /// thread steps its slice on its own, the ALU included, so a step has one fork and join.
+  /// thread steps its slice on its own, the ALU included.
   std::vector<detail::batch_slice<S>> make_slices(index batch) const {
     index threads = 1;
 #if defined(_OPENMP)

@@ -43,7 +43,7 @@ inline constexpr alu::opcode value_ops[] = {
     alu::opcode::LT,  alu::opcode::READ, alu::opcode::STORE, alu::opcode::CALL};
 
 /// One line of a packed program is its five fields side by side, so the fetch of ISA.md
-/// step 1 is one product c (B, L) x P (L, W): f | d | alpha | beta | k.
+/// step 1 is the counter's mixture of the lines of P (L, W): f | d | alpha | beta | k.
 struct program_layout {
   index R = 0;
   index n = 0;

@@ -5,9 +5,9 @@
 //   c' = sum_l c_l (s_l lines(k_l) + g_JR lines(u_l) + g_HALT e_l + q_l e_{l+1}),
 //   s_l = g_JMP + g_CALL + g_JZ z_l + g_JNZ (1 - z_l)              (the jump to the immediate)
 //   q_l = g_JZ (1 - z_l) + g_JNZ z_l + (1 - g_JMP - g_CALL - g_JZ - g_JNZ - g_JR - g_HALT).
-// Everything but the scalars s_l, q_l is linear, so for a batch sharing one program it is
-// three products: z = R0 a^T, the jump targets (c s) imm and the JR selection (c g_JR) a,
-// where R0 (B, R) holds each register's probability of 0.
+// Everything but the scalars s_l, q_l is linear: per element, z = a R0 (R0 (R) each
+// register's probability of 0), the jump targets sum_l c_l s_l imm[l] and the JR selection
+// sum_l c_l g_JR a[l] are mixtures of the program's rows, vectorised over lines or values.
 //
 // Mean field (paper eq. 6): the fetched mixture f, k, u moves all of c, with z = u[0]:
 //   c' = s lines(k) + f_JR lines(u) + f_HALT c + q inc(c).
