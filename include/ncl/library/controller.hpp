@@ -84,7 +84,7 @@ class free_controller {
   }
 
   const machine::machine_shape& shape() const { return shape_; }
-  train::parameter_set<S>::id parameter(field f) const { return ids_[static_cast<std::size_t>(f)]; }
+  typename train::parameter_set<S>::id parameter(field f) const { return ids_[static_cast<std::size_t>(f)]; }
 
   /// The logits of field f as an (L, width) view into the parameter set.
   matrix_map<S> logits(field f) {
@@ -161,8 +161,8 @@ class contextual_controller {
 
   const machine::machine_shape& shape() const { return shape_; }
   index context_dim() const { return context_dim_; }
-  train::parameter_set<S>::id weight(field f) const { return weight_ids_[static_cast<std::size_t>(f)]; }
-  train::parameter_set<S>::id bias(field f) const { return bias_ids_[static_cast<std::size_t>(f)]; }
+  typename train::parameter_set<S>::id weight(field f) const { return weight_ids_[static_cast<std::size_t>(f)]; }
+  typename train::parameter_set<S>::id bias(field f) const { return bias_ids_[static_cast<std::size_t>(f)]; }
 
   /// Weights N(0, stddev / sqrt(C)), biases zero.
   void randomize(ncl::rng& random, double stddev = 1.0) {
