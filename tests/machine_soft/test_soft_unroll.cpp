@@ -376,22 +376,4 @@ TEST_CASE("one-pass forward and backward kernels equal plain loops", "[machine_s
     for (std::size_t i = 0; i < dout.size(); ++i) REQUIRE(dout[i] == Approx(dout_ref[i]));
     CHECK(dw == Approx(dw_ref));
   }
-
-  // fetch_backward: dc += P d_fetched, dP += c (x) d_fetched (W a multiple of 16).
-  const ncl::index L = 9, W = 48;
-  const auto P = fill(L * W), d_fetched = fill(W);
-  auto c = fill(L);
-  c[3] = 0.0;  // a line off the counter adds nothing to dP
-  std::vector<double> dP(P.size(), 0.1), dc(c.size(), 0.2);
-  auto dP_ref = dP, dc_ref = dc;
-  ncl::machine::detail::fetch_backward(dP.data(), dc.data(), d_fetched.data(), P.data(), c.data(),
-                                       L, W);
-  for (ncl::index l = 0; l < L; ++l) {
-    for (ncl::index j = 0; j < W; ++j) {
-      dc_ref[static_cast<std::size_t>(l)] += at(P, l * W + j) * at(d_fetched, j);
-      dP_ref[static_cast<std::size_t>(l * W + j)] += at(c, l) * at(d_fetched, j);
-    }
-  }
-  for (std::size_t i = 0; i < dP.size(); ++i) REQUIRE(dP[i] == Approx(dP_ref[i]));
-  for (std::size_t i = 0; i < dc.size(); ++i) REQUIRE(dc[i] == Approx(dc_ref[i]));
 }

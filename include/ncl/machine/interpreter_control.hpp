@@ -158,7 +158,6 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
       const S* dn = dnext.data() + b * L;
       const S* c = state.counter.data() + b * L;
       const S* z = cache.zero_test.data() + b * L;
-      const S* target = cache.target_weight.data() + b * L;
       const S* jumping = cache.jump_weight.data() + b * L;
       const S* regs = state.registers.data() + b * R * n;
       S* dregs = dregisters.data() + b * R * n;
@@ -196,19 +195,17 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
         ref(sum_jnz, L) += DSQ * (S(1) - Z);
         ref(dzt, L) = DSQ * (JZ - JNZ);  // d z_l
       }
-      // dP: imm[l] += target_l dvalues; a[l] += jumping_l djr + dzt_l R0, kept transposed.
+      // dP: a[l] += jumping_l djr + dzt_l R0, kept transposed (imm below, for all rows).
       const S* r0 = cache.register_zero.data() + b * R;
-      for (index l = 0; l < L; ++l) {
-        if (target[l] == S(0)) continue;
-        S* dimm = dP + l * W + layout.imm();
-        for (index j = 0; j < n; ++j) dimm[j] += target[l] * dvalues[j];
-      }
       for (index r = 0; r < R; ++r) {
         S* da = d_a + r * L;
         for (index l = 0; l < L; ++l) da[l] += djr[r] * jumping[l] + r0[r] * dzt[l];
       }
       for (index r = 0; r < R; ++r) dregs[r * n] += dot(dzt, a_t + r * L, L);  // d R[r][0]
     }
+    // dP imm[l] += sum_b target_bl dvalues_b, one product over the rows.
+    ws.d_program(programs, p, slice.id).middleCols(layout.imm(), n).noalias() +=
+        cache.target_weight.middleRows(b0, nb).transpose() * ws.d_jump_values.middleRows(b0, nb);
     for (index l = 0; l < L; ++l) {
       S* row = dP + l * W;
       for (index r = 0; r < R; ++r) row[layout.a() + r] += d_a[r * L + l];

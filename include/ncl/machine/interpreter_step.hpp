@@ -71,27 +71,6 @@ void other_value_ops_backward(S* df, S* dk, S* du, S* dc, const S* dout, const S
   dc[L - 1] += f_call * dout[0];
 }
 
-/// Backward of the fetch fetched (W) = sum_l c_l P[l] (ISA.md step 1) for one element, in
-/// one pass over the lines: dc (L) += P d_fetched, dP (L, W) += c (x) d_fetched. W is a
-/// multiple of lanes<S> (program_layout pads it).
-template <class S>
-void fetch_backward(S* dP, S* dc, const S* d_fetched, const S* P, const S* c, index L, index W) {
-  constexpr index K = lanes<S>;
-  using lane = lane_sums<S>;
-  for (index l = 0; l < L; ++l) {
-    const S* line = P + l * W;
-    S* dline = dP + l * W;
-    const S weight = c[l];
-    lane acc = lane::Zero();
-    for (index j = 0; j < W; j += K) {
-      const auto g = lanes_at(d_fetched + j);
-      acc += g * lanes_at(line + j);
-      if (weight != S(0)) Eigen::Map<lane>(dline + j) += weight * g;
-    }
-    dc[l] += acc.sum();
-  }
-}
-
 }  // namespace detail
 
 template <class S>
@@ -280,13 +259,13 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
                             fetched + layout_.a(), fetched + layout_.b(), R, n);
   }
 
-  // Step 1.
+  // Step 1: the fetch's two products per program (dP over the slice's rows at once, so the
+  // product keeps dP's tiles in registers across the rows).
   programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
-    S* dP = ws.d_program(programs, p, slice.id).data();
-    for (index b = b0; b < b0 + nb; ++b) {
-      fetch_backward(dP, dstate.counter.data() + b * L, ws.d_fetched.data() + b * W,
-                     programs.of(p).data(), state.counter.data() + b * L, L, W);
-    }
+    ws.d_program(programs, p, slice.id).noalias() +=
+        state.counter.middleRows(b0, nb).transpose() * ws.d_fetched.middleRows(b0, nb);
+    dstate.counter.middleRows(b0, nb).noalias() +=
+        ws.d_fetched.middleRows(b0, nb) * programs.of(p).transpose();
   });
 }
 
