@@ -68,10 +68,10 @@ struct computer_config {
   machine::control_mode control = machine::control_mode::per_line;
   alu::backend alu = alu::backend::table;
   /// The machine's batch slices, stepped by OpenMP threads (soft_interpreter::set_slices).
-  /// 1, the default, runs the machine on the calling thread: the transformer's kernels are
-  /// the parallel part, and the machine's per-step thread synchronisation stalls when the
-  /// cores are shared with other work. 0 lets the interpreter choose.
-  index machine_slices = 1;
+  /// 0, the default, lets the interpreter choose (threads for a large enough batch); 1 runs
+  /// the machine on the calling thread, better when the cores are shared with other work,
+  /// where the threads' per-step synchronisation stalls.
+  index machine_slices = 0;
   argument_head arguments = argument_head::value;
   /// For pointer arguments: the number each token id spells, -1 (or >= n) for none; one
   /// entry per token of the vocabulary (see token_number_values).
