@@ -59,22 +59,10 @@ inline control_mode control_mode_from_name(std::string_view name) {
 }
 
 /// The ISA's initial state for a batch: every register and memory cell one-hot on 0, the
-/// counter one-hot on line `entry`, h = 0.
+/// counter one-hot on line `entry`, h = 0 (initial_soft_state with every input 0).
 template <class S>
 soft_state<S> initial_state(const machine_shape& shape, index batch, std::int64_t entry = 0) {
-  shape.validate();
-  if (batch < 1) throw value_error(ncl::detail::concat("initial_state: batch = ", batch, " < 1"));
-  if (entry < 0 || entry >= shape.lines) {
-    throw value_error(ncl::detail::concat("initial_state: entry line ", entry, " is outside [0, ",
-                                          shape.lines, ")"));
-  }
-  soft_state<S> s = zero_state<S>(shape, batch);
-  for (index b = 0; b < batch; ++b) {
-    for (index r = 0; r < shape.registers; ++r) s.registers(b, r * shape.n) = S(1);
-    for (index m = 0; m < shape.memory; ++m) s.memory(b, m * shape.n) = S(1);
-    s.counter(b, entry) = S(1);
-  }
-  return s;
+  return initial_soft_state<S>(shape, entry, machine_inputs{}, batch);
 }
 
 /// Sets register r of element b to the one-hot value `value`.

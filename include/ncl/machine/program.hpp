@@ -365,57 +365,6 @@ stored_program<S> load_program(const std::string& path) {
   return out;
 }
 
-/// Initial register and memory contents: every register and cell 0 unless set.
-struct machine_inputs {
-  std::vector<std::int64_t> registers;  // (R), or empty for all 0
-  std::vector<std::int64_t> memory;     // (M), or empty for all 0
-};
-
-namespace detail {
-
-inline std::vector<std::int64_t> checked_values(const std::vector<std::int64_t>& v, std::int64_t size,
-                                                std::int64_t n, const char* what) {
-  if (v.empty()) return std::vector<std::int64_t>(static_cast<std::size_t>(size), 0);
-  if (static_cast<std::int64_t>(v.size()) != size) {
-    throw value_error(ncl::detail::concat("machine inputs: ", what, " has ", v.size(),
-                                          " values, expected ", size));
-  }
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    if (v[i] < 0 || v[i] >= n) {
-      throw value_error(ncl::detail::concat("machine inputs: ", what, "[", i, "] = ", v[i],
-                                            " is outside [0, n = ", n, ")"));
-    }
-  }
-  return v;
-}
-
-}  // namespace detail
-
-/// The soft machine's initial state (ISA.md, "State and program"), the same for all `batch`
-/// elements: one-hot registers and memory, c one-hot on the entry line, h = 0.
-template <class S>
-soft_state<S> initial_soft_state(const machine_shape& shape, std::int64_t entry,
-                                 const machine_inputs& inputs, index batch = 1) {
-  shape.validate();
-  if (entry < 0 || entry >= shape.lines) {
-    throw value_error(ncl::detail::concat("initial_soft_state: entry line ", entry,
-                                          " is outside [0, L = ", shape.lines, ")"));
-  }
-  const auto regs = detail::checked_values(inputs.registers, shape.registers, shape.n, "registers");
-  const auto mem = detail::checked_values(inputs.memory, shape.memory, shape.n, "memory");
-  soft_state<S> s;
-  s.registers.setZero(batch, shape.registers * shape.n);
-  s.memory.setZero(batch, shape.memory * shape.n);
-  s.counter.setZero(batch, shape.lines);
-  s.halted.assign(static_cast<std::size_t>(batch), S(0));
-  for (index b = 0; b < batch; ++b) {
-    for (std::int64_t r = 0; r < shape.registers; ++r) s.registers(b, r * shape.n + regs[r]) = S(1);
-    for (std::int64_t m = 0; m < shape.memory; ++m) s.memory(b, m * shape.n + mem[m]) = S(1);
-    s.counter(b, entry) = S(1);
-  }
-  return s;
-}
-
 /// f_HALT = sum_l c_l op[l][HALT] for each batch element: the probability that the next
 /// step fetches HALT (ISA.md step 6; halt_step is the first step where it is >= 0.5).
 template <class S>
