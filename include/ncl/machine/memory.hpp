@@ -193,8 +193,8 @@ void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S*
       read_dot += row[j] * d_read[j];
       drow[j] = (add ? drow[j] : S(0)) + keep * g[j] + put_read * d_read[j];
     }
-    change += g_v.sum() - g_row.sum();
-    read_dot += row_read.sum();
+    change += detail::lane_total(g_v) - detail::lane_total(g_row);
+    read_dot += detail::lane_total(row_read);
     dp_sum += e[m] * change;
     de[m] += p * change + read_weight * read_dot;
   }

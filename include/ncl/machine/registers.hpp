@@ -25,6 +25,15 @@ inline constexpr index lanes = 64 / static_cast<index>(sizeof(S));
 template <class S>
 using lane_sums = Eigen::Array<S, lanes<S>, 1>;
 
+/// The sum of the lanes, as a plain loop: GCC 12 warns, wrongly, that a value is used
+/// uninitialized inside Eigen's AVX-512 horizontal sum (`.sum()`).
+template <class S>
+S lane_total(const lane_sums<S>& x) {
+  S total = S(0);
+  for (index k = 0; k < lanes<S>; ++k) total += x[k];
+  return total;
+}
+
 /// The K values at x as lanes (unaligned).
 template <class S>
 Eigen::Map<const lane_sums<S>> lanes_at(const S* x) {
@@ -40,7 +49,7 @@ S dot(const S* a, const S* b, index n) {
   for (; j + K <= n; j += K) acc += lanes_at(a + j) * lanes_at(b + j);
   S total = S(0);
   for (; j < n; ++j) total += a[j] * b[j];
-  return total + acc.sum();
+  return total + lane_total(acc);
 }
 
 /// out[0, tiles K) (+)= sum_i weights[i] rows[i][0, tiles K), rows `stride` apart (K =
@@ -171,8 +180,8 @@ void register_reads_backward(S* dregs, S* dalpha, S* dbeta, const S* du, const S
       tail_v += row[j] * dv[j];
       drow[j] += a * du[j] + b * dv[j];
     }
-    dalpha[r] += tail_u + row_du.sum();
-    dbeta[r] += tail_v + row_dv.sum();
+    dalpha[r] += tail_u + detail::lane_total(row_du);
+    dbeta[r] += tail_v + detail::lane_total(row_dv);
   }
 }
 
@@ -219,8 +228,8 @@ void register_write_backward(S* dregs, S* dd, S* dw, S* dout, const S* dnext, co
       drow[j] += keep * g[j];
       dout[j] += put * g[j];
     }
-    old_dot += old_lanes.sum();
-    new_dot += new_lanes.sum();
+    old_dot += detail::lane_total(old_lanes);
+    new_dot += detail::lane_total(new_lanes);
     dd[r] += new_dot - w * old_dot;
     dw_sum -= d[r] * old_dot;
   }
