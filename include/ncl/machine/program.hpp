@@ -217,9 +217,10 @@ std::string decompile(const soft_program<S>& p, const machine_shape& shape) {
       << ", L = " << L << "; lines past the end are HALT\n";
   for (index l = 0; l < count; ++l) {
     const decoded_line& d = lines[static_cast<std::size_t>(l)];
-    std::string label = targets.count(l) ? "L" + std::to_string(l) + ":" : "";
-    std::string target;
-    if (jumps_to_immediate(d.inst.op) && d.inst.imm < L) target = "L" + std::to_string(d.inst.imm);
+    // Appended piece by piece: GCC 12 warns, wrongly, about "L" + std::to_string(x) (-Wrestrict).
+    std::string label, target;
+    if (targets.count(l)) label.append("L").append(std::to_string(l)).append(":");
+    if (jumps_to_immediate(d.inst.op) && d.inst.imm < L) target.append("L").append(std::to_string(d.inst.imm));
     std::string text = format_instruction(d.inst, shape, target);
     char confidence[64];
     std::snprintf(confidence, sizeof confidence, "; p=%.3f", d.confidence);
