@@ -95,6 +95,19 @@ void memory_forward_tile(S* read, S* next, const S* mem, const S* e, S p, const 
   for (index t = 0; t < tiles; ++t) Eigen::Map<lane>(read + t * K) = acc[t];
 }
 
+/// dv += sum_m p e_m dnext[m]: the written value's gradient, shared by both backward passes.
+template <class S>
+void add_written_value_grad(S* dv, const S* dnext, const S* e, S p, index M, index n) {
+  if (p == S(0)) return;
+  constexpr index chunk = 64;
+  S put[chunk];
+  for (index m0 = 0; m0 < M; m0 += chunk) {
+    const index count = std::min(chunk, M - m0);
+    for (index m = 0; m < count; ++m) put[m] = p * e[m0 + m];
+    mix_rows_add(dv, dnext + m0 * n, put, count, n);
+  }
+}
+
 }  // namespace detail
 
 /// memory_read_forward and memory_write_forward in one pass over the cells (the fast path
@@ -143,16 +156,7 @@ void memory_write_backward(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S
     de[m] += p * change;
   }
   *dp += dp_sum;
-  // dv += sum_m p e_m dnext[m]
-  if (p != S(0)) {
-    constexpr index chunk = 64;
-    S put[chunk];
-    for (index m0 = 0; m0 < M; m0 += chunk) {
-      const index count = std::min(chunk, M - m0);
-      for (index m = 0; m < count; ++m) put[m] = p * e[m0 + m];
-      mix_rows_add(dv, dnext + m0 * n, put, count, n);
-    }
-  }
+  detail::add_written_value_grad(dv, dnext, e, p, M, n);
 }
 
 namespace detail {
@@ -199,15 +203,7 @@ void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S*
     de[m] += p * change + read_weight * read_dot;
   }
   *dp += dp_sum;
-  if (p != S(0)) {  // dv += sum_m p e_m dnext[m]
-    constexpr index chunk = 64;
-    S put[chunk];
-    for (index m0 = 0; m0 < M; m0 += chunk) {
-      const index count = std::min(chunk, M - m0);
-      for (index m = 0; m < count; ++m) put[m] = p * e[m0 + m];
-      mix_rows_add(dv, dnext + m0 * n, put, count, n);
-    }
-  }
+  add_written_value_grad(dv, dnext, e, p, M, n);
 }
 
 }  // namespace detail
