@@ -6,9 +6,24 @@
 #include <vector>
 
 #include "ncl/core/gradcheck.hpp"
+#include "ncl/nn/llama.hpp"
 #include "ncl/train/parameters.hpp"
 
 namespace nn_test {
+
+/// A tiny model for gradient checks: dim 8, 2 layers, 2 heads sharing 1 kv head, vocab 11.
+inline ncl::nn::llama_config tiny_config(ncl::index output_size) {
+  ncl::nn::llama_config c;
+  c.dim = 8;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.ffn_dim = 12;
+  c.vocab_size = 11;
+  c.output_size = output_size;
+  c.max_seq_len = 8;
+  return c;
+}
 
 /// Finite-difference check of every parameter in `params` for a scalar loss: `loss()` runs a
 /// forward pass; `backward(dloss)` runs backward for the last forward, adding into the

@@ -25,18 +25,7 @@ using Index = ncl::index;
 
 namespace {
 
-ncl::nn::llama_config tiny_config(Index output_size = 8) {
-  ncl::nn::llama_config c;
-  c.dim = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.ffn_dim = 12;
-  c.vocab_size = 11;
-  c.output_size = output_size;
-  c.max_seq_len = 8;
-  return c;
-}
+ncl::nn::llama_config tiny_config(Index output_size = 8) { return nn_test::tiny_config(output_size); }
 
 ncl::machine::machine_shape small_shape() {
   ncl::machine::machine_shape s;

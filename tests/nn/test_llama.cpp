@@ -47,18 +47,7 @@ std::vector<std::int32_t> as_int32(const std::vector<std::int64_t>& v) {
   return std::vector<std::int32_t>(v.begin(), v.end());
 }
 
-ncl::nn::llama_config tiny_config() {
-  ncl::nn::llama_config c;
-  c.dim = 8;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.ffn_dim = 12;
-  c.vocab_size = 11;
-  c.output_size = 5;
-  c.max_seq_len = 8;
-  return c;
-}
+ncl::nn::llama_config tiny_config() { return nn_test::tiny_config(5); }
 
 // Compares every value of the model run on the fixture with PyTorch's, within rtol.
 template <class S>
