@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ncl/alu/lookup_table.hpp"
+#include "ncl/alu/table_kernels.hpp"  // the fast path, tested below against the dense table
 #include "ncl/core/gradcheck.hpp"
 #include "ncl/core/rng.hpp"
 

@@ -9,6 +9,9 @@
 
 #include "ncl/encoding/one_hot.hpp"
 #include "ncl/machine/assembler.hpp"
+#include "ncl/machine/interpreter_cache.hpp"    // tape, gradients, the one-pass kernels' buffers
+#include "ncl/machine/interpreter_control.hpp"  // per-line and mean-field control (both modes below)
+#include "ncl/machine/interpreter_step.hpp"     // one step forward and backward
 #include "ncl/machine/program.hpp"
 #include "ncl/machine/reference.hpp"
 #include "soft_test_util.hpp"

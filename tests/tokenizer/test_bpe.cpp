@@ -10,13 +10,16 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "ncl/core/rng.hpp"
 #include "ncl/tokenizer/bpe.hpp"
 #include "ncl/tokenizer/byte_level.hpp"
+#include "ncl/tokenizer/hash_table.hpp"
 #include "ncl/tokenizer/merge.hpp"
 #include "ncl/tokenizer/regex.hpp"
+#include "ncl/tokenizer/tokenizer_json.hpp"
 
 namespace {
 
@@ -305,4 +308,60 @@ TEST_CASE("default tokenizer path: NCL_TOKENIZER, then NCL_CACHE_DIR, then HOME"
   restore("NCL_TOKENIZER", tokenizer);
   restore("NCL_CACHE_DIR", cache);
   restore("HOME", home);
+}
+
+TEST_CASE("tokenizer hash tables agree with std::unordered_map", "[tokenizer][hash]") {
+  ncl::rng random(17);
+  ncl::detail::string_table<int> strings;
+  ncl::detail::u64_table<int> numbers;
+  std::unordered_map<std::string, int> string_truth;
+  std::unordered_map<std::uint64_t, int> number_truth;
+  for (int i = 0; i < 5000; ++i) {
+    // keys of 0 to 40 bytes: short ones stored in the slot, long ones in the arena; few
+    // distinct short keys, so overwrites happen
+    std::string key(static_cast<std::size_t>(random.integer(0, 41)), 'a');
+    for (auto& ch : key) ch = static_cast<char>('a' + random.integer(0, 3));
+    strings.insert_or_assign(key, i);
+    string_truth[key] = i;
+    const auto number = static_cast<std::uint64_t>(random.integer(0, 3000)) * 0x9E3779B97F4A7C15ULL;
+    numbers.insert_or_assign(number, i);
+    number_truth[number] = i;
+  }
+  CHECK(strings.size() == string_truth.size());
+  CHECK(numbers.size() == number_truth.size());
+  for (const auto& [key, value] : string_truth) {
+    const int* found = strings.find(key);
+    REQUIRE(found != nullptr);
+    CHECK(*found == value);
+  }
+  for (const auto& [key, value] : number_truth) {
+    const int* found = numbers.find(key);
+    REQUIRE(found != nullptr);
+    CHECK(*found == value);
+  }
+  CHECK(strings.find("not a key: it has spaces") == nullptr);
+  CHECK(numbers.find(1) == nullptr);
+  strings.clear();
+  CHECK(strings.size() == 0);
+  CHECK(strings.find(string_truth.begin()->first) == nullptr);
+}
+
+TEST_CASE("tokenizer.json is split into settings and BPE tables", "[tokenizer][json]") {
+  const auto file = ncl::read_tokenizer_json(
+      R"({"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
+          "merges": ["a b"]}, "pre_tokenizer": null})",
+      "tiny.json");
+  REQUIRE(file.has_vocab);
+  REQUIRE(file.has_merges);
+  REQUIRE(file.vocab.size() == 3);
+  CHECK(file.view(file.vocab[2].token) == "ab");
+  CHECK(file.vocab[2].id == 2);
+  REQUIRE(file.merges.size() == 1);
+  CHECK(file.view(file.merges[0].first) == "a");
+  CHECK(file.view(file.merges[0].second) == "b");
+  CHECK(file.settings["model"]["type"] == "BPE");
+  CHECK_FALSE(file.settings["model"].contains("vocab"));  // the big tables stay out of the tree
+  CHECK_THROWS_WITH(ncl::read_tokenizer_json("{\n  \"model\": [1,\n", "broken.json"),
+                    Catch::StartsWith("broken.json:"));
+  CHECK_THROWS_AS(ncl::read_tokenizer_json(R"({"model": {"vocab": {"a": "zero"}}})", "typed.json"), ncl::io_error);
 }
