@@ -157,7 +157,7 @@ struct step_cache {
   matrix<S> jump_weight;     // (B, L) per line: c_l g_JR, the share that jumps to a register
   matrix<S> target_weight;   // (B, L) per line: c_l times the weight of lines(k_l)
   matrix<S> jump_registers;  // (B, R) sum_l c_l g_JR a[l]: JR's operand selection
-  matrix<S> jump_targets;    // (B, n) sum_l c_l s_l imm[l]: the immediates jumped to
+  matrix<S> jump_targets;    // (B, n) sum_l c_l (s_l imm[l] + g_JR u_l): the values jumped to
 };
 
 /// Scratch for one step's backward, reused across the steps of an unroll.

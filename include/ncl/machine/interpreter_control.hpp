@@ -85,37 +85,37 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
     for (index b = b0; b < b0 + nb; ++b) {
       // z_l = sum_r R[r][0] a[l]_r
       mix_rows(cache.zero_test.data() + b * L, a_t, cache.register_zero.data() + b * R, R, L);
-      // control_scalars for every line at once, in plain arrays the compiler vectorises.
-      const S* c = state.counter.data() + b * L;
-      const S* z = cache.zero_test.data() + b * L;
+      // control_scalars for every line at once, as whole-array expressions (plain loops
+      // over several output pointers stay scalar: the compiler cannot rule out aliasing).
+      using array = Eigen::Array<S, Eigen::Dynamic, 1>;
+      using view = Eigen::Map<const array>;
+      using ref = Eigen::Map<array>;
+      const view C(state.counter.data() + b * L, L), Z(cache.zero_test.data() + b * L, L),
+          JUMP(jump, L), JZ(jz, L), JNZ(jnz, L), REST(rest, L), JR(jr, L), HALT(halt, L);
       S* target = cache.target_weight.data() + b * L;
-      S* jumping = cache.jump_weight.data() + b * L;
       S* out = next.data() + b * L;
-      for (index l = 0; l < L; ++l) {
-        target[l] = c[l] * (jump[l] + jz[l] * z[l] + jnz[l] * (S(1) - z[l]));
-        jumping[l] = c[l] * jr[l];
-        out[l] = c[l] * halt[l];
-      }
-      // next[l + 1] += c_l q_l, line L - 1 wrapping to 0.
-      const auto moved = [&](index l) {
-        return c[l] * (jz[l] * (S(1) - z[l]) + jnz[l] * z[l] + rest[l]);
-      };
-      for (index l = 0; l + 1 < L; ++l) out[l + 1] += moved(l);
-      out[0] += moved(L - 1);
-      // The immediates jumped to, sum_l target_l imm[l], and JR's register selection.
+      ref(target, L) = C * (JUMP + JZ * Z + JNZ * (S(1) - Z));
+      ref(cache.jump_weight.data() + b * L, L) = C * JR;
+      // c_l q_l moves to line l + 1, line L - 1 wrapping to 0.
+      const S moved_last =
+          C[L - 1] * (JZ[L - 1] * (S(1) - Z[L - 1]) + JNZ[L - 1] * Z[L - 1] + REST[L - 1]);
+      ref(out + 1, L - 1) = (C * (JZ * (S(1) - Z) + JNZ * Z + REST)).head(L - 1);
+      out[0] = moved_last;
+      ref(out, L) += C * HALT;
+      // The immediates jumped to, sum_l target_l imm[l].
       mix_rows_strided(cache.jump_targets.data() + b * n, P.data() + layout.imm(), P.cols(),
                        target, L, n);
-      for (index r = 0; r < R; ++r) cache.jump_registers(b, r) = dot(jumping, a_t + r * L, L);
     }
+    // JR's register selection sum_l c_l g_JR a[l], for the rows at once.
+    cache.jump_registers.middleRows(b0, nb).noalias() =
+        cache.jump_weight.middleRows(b0, nb) * P.middleCols(layout.a(), R);
   });
+  // c' += lines(the immediates jumped to + the registers JR reads, sum_r jr_r R[r]).
   for (index b = begin; b < end; ++b) {
-    S* out = next.data() + b * L;
-    add_lines(out, cache.jump_targets.data() + b * n, S(1), L, n);
-    const S* regs = state.registers.data() + b * R * n;
-    for (index r = 0; r < R; ++r) {
-      const S weight = cache.jump_registers(b, r);
-      if (weight != S(0)) add_lines(out, regs + r * n, weight, L, n);
-    }
+    S* values = cache.jump_targets.data() + b * n;
+    mix_rows_add(values, state.registers.data() + b * R * n, cache.jump_registers.data() + b * R,
+                 R, n);
+    add_lines(next.data() + b * L, values, S(1), L, n);
   }
 }
 
@@ -226,7 +226,8 @@ template <class S>
 void control_mean_field_forward(S* next, const S* f, const S* k, const S* u, const S* c,
                                 index L, index n) {
   const auto [s, q] = control_scalars(f, u[0]);
-  for (index l = 0; l < L; ++l) next[l] = f[col_halt] * c[l] + q * c[(l + L - 1) % L];
+  next[0] = f[col_halt] * c[0] + q * c[L - 1];
+  for (index l = 1; l < L; ++l) next[l] = f[col_halt] * c[l] + q * c[l - 1];
   add_lines(next, k, s, L, n);
   add_lines(next, u, f[col_jr], L, n);
 }
@@ -247,7 +248,7 @@ void control_mean_field_backward(S* df, S* dk, S* du, S* dc, S* dvalues, const S
   }
   S d_halt = S(0), dq = S(0);
   for (index l = 0; l < L; ++l) {
-    const S d_on = dnext[(l + 1) % L];
+    const S d_on = dnext[l + 1 < L ? l + 1 : 0];
     d_halt += c[l] * dnext[l];
     dq += c[l] * d_on;
     dc[l] += f[col_halt] * dnext[l] + q * d_on;

@@ -25,13 +25,24 @@ inline constexpr index lanes = 64 / static_cast<index>(sizeof(S));
 template <class S>
 using lane_sums = Eigen::Array<S, lanes<S>, 1>;
 
-/// The sum of the lanes, as a plain loop: GCC 12 warns, wrongly, that a value is used
-/// uninitialized inside Eigen's AVX-512 horizontal sum (`.sum()`).
+/// The sum of the first N lanes of x, folded in halves (N/2 vector adds of shrinking width,
+/// not N scalar ones). Not Eigen's `.sum()`: GCC 12 warns, wrongly, that a value is used
+/// uninitialized inside its AVX-512 horizontal sum.
+template <index N, class S, class Lanes>
+S fold_lanes(const Lanes& x) {
+  if constexpr (N == 1) {
+    return x[0];
+  } else {
+    const Eigen::Array<S, N / 2, 1> half =
+        x.template head<N / 2>() + x.template segment<N / 2>(N / 2);
+    return fold_lanes<N / 2, S>(half);
+  }
+}
+
+/// The sum of the lanes.
 template <class S>
 S lane_total(const lane_sums<S>& x) {
-  S total = S(0);
-  for (index k = 0; k < lanes<S>; ++k) total += x[k];
-  return total;
+  return fold_lanes<lanes<S>, S>(x);
 }
 
 /// The K values at x as lanes (unaligned).
@@ -104,10 +115,17 @@ void mix_rows_into(S* out, const S* rows, index stride, const S* weights, index 
     mix_rows_tile<1, add>(out + j, rows + j, stride, weights, count);
     j += K;
   }
-  for (; j < n; ++j) {
-    S acc = S(0);
-    for (index i = 0; i < count; ++i) acc += weights[i] * rows[i * stride + j];
-    out[j] = add ? out[j] + acc : acc;
+  if (j < n) {
+    // Fewer than K columns left: rows outer, columns inner, so the inner loop is a short
+    // vector operation (not `rest` horizontal sums down strided columns).
+    const index rest = n - j;
+    S acc[K] = {};
+    for (index i = 0; i < count; ++i) {
+      const S w = weights[i];
+      const S* row = rows + i * stride + j;
+      for (index t = 0; t < rest; ++t) acc[t] += w * row[t];
+    }
+    for (index t = 0; t < rest; ++t) out[j + t] = add ? out[j + t] + acc[t] : acc[t];
   }
 }
 
