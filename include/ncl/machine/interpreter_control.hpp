@@ -96,12 +96,12 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
       S* out = next.data() + b * L;
       ref(target, L) = C * (JUMP + JZ * Z + JNZ * (S(1) - Z));
       ref(cache.jump_weight.data() + b * L, L) = C * JR;
-      // c_l q_l moves to line l + 1, line L - 1 wrapping to 0.
-      const S moved_last =
-          C[L - 1] * (JZ[L - 1] * (S(1) - Z[L - 1]) + JNZ[L - 1] * Z[L - 1] + REST[L - 1]);
-      ref(out + 1, L - 1) = (C * (JZ * (S(1) - Z) + JNZ * Z + REST)).head(L - 1);
-      out[0] = moved_last;
-      ref(out, L) += C * HALT;
+      // c_l g_HALT stays on line l; c_l q_l moves to line l + 1, line L - 1 wrapping to 0.
+      // Each entry of out is stored once (a vector read of entries just stored one by one
+      // waits for the stores to drain).
+      const auto moved = C * (JZ * (S(1) - Z) + JNZ * Z + REST);
+      ref(out + 1, L - 1) = (C * HALT).tail(L - 1) + moved.head(L - 1);
+      out[0] = C[0] * HALT[0] + moved[L - 1];
       // The immediates jumped to, sum_l target_l imm[l].
       mix_rows_strided(cache.jump_targets.data() + b * n, P.data() + layout.imm(), P.cols(),
                        target, L, n);
