@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "ncl/core/rng.hpp"
@@ -105,6 +106,7 @@ void run_bench(benchmark::State& bench, std::int64_t steps, bool backward, bool 
                ncl::alu::backend alu = ncl::alu::backend::table,
                control_mode control = control_mode::per_line, bool memory_n = false) {
   setup s(bench.range(0), per_element, alu, control, memory_n);
+  if (const char* e = std::getenv("SLICES")) s.machine.set_slices(std::atoi(e), std::getenv("SERIAL") == nullptr);
   ncl::machine::machine_tape<float> tape;
   auto grads = ncl::machine::machine_gradients<float>::zeros(s.shape, batch,
                                                             static_cast<index>(s.programs.size()));

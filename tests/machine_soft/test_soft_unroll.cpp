@@ -117,6 +117,48 @@ TEST_CASE("unrolls stop once every element has halted, and backward handles the 
   CHECK(same(ran, tape.final_state(), 0.0));
   CHECK(ran.halted == std::vector<double>{1.0, 1.0});
 
+  // Threaded, one slice per element: the thread whose element halts first waits at each
+  // step for the other's, and both stop at the slower element's halt; past the 64-step
+  // blocks the buffers are sized in, a run that has not halted goes on to its last step.
+  soft_interpreter<double> sliced(shape);
+  sliced.set_slices(2);
+  auto sliced_ran = start;
+  CHECK(sliced.run(sliced_ran, soft, 500) == *slow.halt_step);
+  CHECK(same(ran, sliced_ran, 0.0));
+  ncl::machine::machine_tape<double> sliced_tape;
+  sliced.unroll_forward(sliced_tape, start, soft, 500);
+  CHECK(sliced_tape.steps == *slow.halt_step);
+  CHECK(same(ran, sliced_tape.final_state(), 0.0));
+  for (const std::int64_t steps : {std::int64_t{3}, *fast.halt_step, *slow.halt_step - 1}) {
+    auto serial_state = start, threaded_state = start;
+    CHECK(machine.run(serial_state, soft, steps) == steps);
+    CHECK(sliced.run(threaded_state, soft, steps) == steps);
+    CHECK(same(serial_state, threaded_state, 0.0));
+  }
+  // r0 counted down to 0, 3 steps a round: from 30 and 25, more than 64 steps.
+  const auto count_down = ncl::machine::assemble(
+      "loop: JZ r0, done\n DEC r0, r0\n JMP loop\ndone: HALT\n", shape);
+  const auto soft_count_down = ncl::machine::compile<double>(count_down, shape);
+  const ncl::machine::reference_machine count_reference(count_down, shape);
+  auto long_start = ncl::machine::initial_state<double>(shape, 2);
+  ncl::machine::set_register(long_start, shape, 0, 0, 30);
+  ncl::machine::set_register(long_start, shape, 1, 0, 25);
+  const auto longest =
+      count_reference.run(count_reference.initial_state({{30, 0, 0, 0, 0, 0, 0, 0}, {}}), 500);
+  REQUIRE(longest.halt_step.has_value());
+  REQUIRE(*longest.halt_step > 64);
+  auto long_serial = long_start, long_threaded = long_start;
+  CHECK(machine.run(long_serial, soft_count_down, 500) == *longest.halt_step);
+  CHECK(sliced.run(long_threaded, soft_count_down, 500) == *longest.halt_step);
+  CHECK(same(long_serial, long_threaded, 0.0));
+  for (const std::int64_t steps : {std::int64_t{64}, std::int64_t{65}, *longest.halt_step - 1}) {
+    ncl::machine::machine_tape<double> serial_tape, threaded_tape;
+    machine.unroll_forward(serial_tape, long_start, soft_count_down, steps);
+    sliced.unroll_forward(threaded_tape, long_start, soft_count_down, steps);
+    CHECK(threaded_tape.steps == steps);
+    CHECK(same(serial_tape.final_state(), threaded_tape.final_state(), 0.0));
+  }
+
   // Backward over the early-stopped tape is backward over exactly that many steps.
   auto dfinal = ncl::machine::zero_state<double>(shape, 2);
   ncl::rng random(3);

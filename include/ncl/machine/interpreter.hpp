@@ -20,10 +20,12 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -350,43 +352,67 @@ class soft_interpreter {
 
   /// step(t, slice) for t = 0, 1, ... and every slice, stopping after the first step t at
   /// which halted(t, slice) holds for every slice (or after `steps`); returns the steps run.
-  /// prepare(t) sizes step t's buffers before any slice steps t. Threaded, it is one
-  /// parallel region for the whole run, not a fork and join per step: the slices only meet
-  /// at a barrier per step to agree on the early stop.
+  /// prepare(t) sizes step t's buffers before any slice steps t.
+  ///
+  /// Threaded, it is one parallel region, and the threads step their slices on their own:
+  /// a thread waits for the others only at a step after which all of its own slices have
+  /// halted (the run can only end there), to learn whether every other slice has too. A
+  /// run that never halts meets nowhere but at the block ends: buffers are sized a block of
+  /// `prepare_block` steps ahead, so an early stop leaves at most one block unused.
   template <class Prepare, class Step, class Halted>
   std::int64_t for_each_step(std::vector<detail::batch_slice<S>>& slices, std::int64_t steps,
                              Prepare&& prepare, Step&& step, Halted&& halted) const {
     const auto count = static_cast<index>(slices.size());
-    if (steps > 0) prepare(std::int64_t{0});
 #if defined(_OPENMP)
-    if (threaded_ && count > 1) {
-      // Per step and slice "halted", double-buffered: a thread writes step t + 1's flags
-      // while a slower one still reads step t's; it cannot reach step t + 2 before the slow
-      // one has passed the next barrier.
-      std::vector<char> flags(static_cast<std::size_t>(2 * count), 0);
-      std::int64_t ran = steps;
+    if (threaded_ && count > 1 && steps > 0) {
+      constexpr std::int64_t prepare_block = 64;
+      // flags[(t - first) * count + k]: 0 while slice k has not finished step t of the
+      // block starting at `first`, then 1 (running on) or 2 (halted).
+      std::vector<std::atomic<int>> flags(
+          static_cast<std::size_t>(std::min(steps, prepare_block) * count));
+      std::atomic<std::int64_t> ran{steps};
 #pragma omp parallel num_threads(static_cast<int>(count))
       {
         const index threads = omp_get_num_threads(), me = omp_get_thread_num();
-        for (std::int64_t t = 0; t < steps; ++t) {
-          char* now = flags.data() + (t % 2) * count;
-          for (index k = me; k < count; k += threads) {
-            auto& slice = slices[static_cast<std::size_t>(k)];
-            step(t, slice);
-            now[k] = halted(t, slice) ? 1 : 0;
+        for (std::int64_t first = 0; first < steps; first += prepare_block) {
+          const std::int64_t last = std::min(steps, first + prepare_block);
+#pragma omp single
+          {
+            for (std::int64_t t = first; t < last; ++t) prepare(t);
+            for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
+          }  // the implied barrier publishes the buffers and the cleared flags
+          for (std::int64_t t = first; t < last && ran.load(std::memory_order_relaxed) == steps;
+               ++t) {
+            std::atomic<int>* now = flags.data() + (t - first) * count;
+            bool mine_halted = true;
+            for (index k = me; k < count; k += threads) {
+              auto& slice = slices[static_cast<std::size_t>(k)];
+              step(t, slice);
+              const bool h = halted(t, slice);
+              mine_halted = mine_halted && h;
+              now[k].store(h ? 2 : 1, std::memory_order_release);
+            }
+            if (!mine_halted) continue;  // the run goes on past t: no need to wait
+            bool all = true;
+            for (index k = 0; k < count && all; ++k) {
+              int flag;
+              for (int spins = 0; (flag = now[k].load(std::memory_order_acquire)) == 0; ++spins) {
+                if (spins >= 64) std::this_thread::yield();
+              }
+              all = flag == 2;
+            }
+            // Every thread whose slices all halted at t sees the same flags: if all halted,
+            // each of them stores the same count and leaves at t.
+            if (all) ran.store(t + 1, std::memory_order_relaxed);
           }
-          // Step t + 1 writes other buffers than step t: one thread sizes them meanwhile.
-          if (me == 0 && t + 1 < steps) prepare(t + 1);
 #pragma omp barrier
-          if (std::all_of(now, now + count, [](char h) { return h != 0; })) {
-            if (me == 0) ran = t + 1;
-            break;
-          }
+          if (ran.load(std::memory_order_relaxed) != steps) break;
         }
       }
-      return ran;
+      return ran.load();
     }
 #endif
+    if (steps > 0) prepare(std::int64_t{0});
     for (std::int64_t t = 0; t < steps; ++t) {
       if (t > 0) prepare(t);
       bool all = true;

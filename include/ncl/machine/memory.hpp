@@ -175,6 +175,11 @@ void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S*
                           S read_weight, const S* mem, const S* e, S p, const S* v, index M,
                           index n) {
   constexpr index K = detail::lanes<S>;
+  using lane = detail::lane_sums<S>;
+  // Per cell: change_m = dnext[m] . (v - mem[m]) = d loss / d (p e_m), and
+  // de_m += p change_m + read_weight mem[m] . d_read: one horizontal sum per cell (de_m);
+  // dp = sum_m e_m change_m stays in lanes until the end.
+  lane dp_lanes = lane::Zero();
   S dp_sum = S(0);
   for (index m = 0; m < M; ++m) {
     const S keep = S(1) - p * e[m];
@@ -182,16 +187,15 @@ void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S*
     const S* row = mem + m * n;
     const S* g = dnext + m * n;
     S* drow = dmem + m * n;
-    using lane = detail::lane_sums<S>;
-    lane g_v = lane::Zero(), g_row = lane::Zero(), row_read = lane::Zero();
+    lane change_lanes = lane::Zero(), de_lanes = lane::Zero();
     index j = 0;
     for (; j + K <= n; j += K) {
       const auto gj = detail::lanes_at(g + j);
       const auto rj = detail::lanes_at(row + j);
       const auto dj = detail::lanes_at(d_read + j);
-      g_v += gj * detail::lanes_at(v + j);
-      g_row += gj * rj;
-      row_read += rj * dj;
+      const lane change = gj * (detail::lanes_at(v + j) - rj);
+      change_lanes += change;
+      de_lanes += p * change + read_weight * (rj * dj);
       if constexpr (add) {
         Eigen::Map<lane>(drow + j) += keep * gj + put_read * dj;
       } else {
@@ -204,11 +208,11 @@ void memory_backward_pass(S* dmem, S* de, S* dp, S* dv, const S* dnext, const S*
       read_dot += row[j] * d_read[j];
       drow[j] = (add ? drow[j] : S(0)) + keep * g[j] + put_read * d_read[j];
     }
-    change += detail::lane_total(g_v) - detail::lane_total(g_row);
-    read_dot += detail::lane_total(row_read);
+    dp_lanes += e[m] * change_lanes;
     dp_sum += e[m] * change;
-    de[m] += p * change + read_weight * read_dot;
+    de[m] += p * change + read_weight * read_dot + detail::lane_total(de_lanes);
   }
+  dp_sum += detail::lane_total(dp_lanes);
   *dp += dp_sum;
   add_written_value_grad(dv, dnext, e, p, M, n);
 }
