@@ -11,15 +11,23 @@
 //   ..._dense_alu/<n>              the dense-tensor ALU backend (the paper's form), for reference
 //   ..._mean_field/<n>             mean-field control (paper eq. 6)
 //   ..._memory_n/<n>               M = n memory cells (the memory's bandwidth then dominates)
+//
+// And the torch reference's own computation with ncl's kernels, for a like-for-like ratio:
+//   BM_register_alu_run16/<n>, ..._backward/<n>: 16 steps of u = a1 R, v = a2 R,
+//   o = ALU(f, u, v), R' = (1 - ao) R + ao o with a fresh soft instruction per step and
+//   element (torch_interp.py's step), the table ALU's 9 ops (torch's has 8), B = 32, R = 8,
+//   no fetch, memory or control; the loss and its gradient as torch's.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <utility>
 #include <vector>
 
+#include "ncl/alu/alu.hpp"
 #include "ncl/core/rng.hpp"
 #include "ncl/machine/interpreter.hpp"
+#include "ncl/machine/registers.hpp"
 
 namespace {
 
@@ -106,7 +114,6 @@ void run_bench(benchmark::State& bench, std::int64_t steps, bool backward, bool 
                ncl::alu::backend alu = ncl::alu::backend::table,
                control_mode control = control_mode::per_line, bool memory_n = false) {
   setup s(bench.range(0), per_element, alu, control, memory_n);
-  if (const char* e = std::getenv("SLICES")) s.machine.set_slices(std::atoi(e), std::getenv("SERIAL") == nullptr);
   ncl::machine::machine_tape<float> tape;
   auto grads = ncl::machine::machine_gradients<float>::zeros(s.shape, batch,
                                                             static_cast<index>(s.programs.size()));
@@ -159,8 +166,156 @@ void BM_machine_run16_backward_dense_alu(benchmark::State& b) {
   run_bench(b, 16, true, false, ncl::alu::backend::dense_table);
 }
 
+/// torch_interp.py's unrolled step in ncl's kernels: per step t, soft instructions f (B, 9),
+/// a1, a2, ao (B, R) per element; registers (B, R n) from one-hot values. The batch runs as
+/// two slices on the OpenMP threads (one region per unroll, no synchronisation between
+/// steps), as the machine does.
+struct register_alu_run {
+  static constexpr index R = 8, steps = 16, slices = 2;
+  index n;
+  ncl::alu::arithmetic_unit<float> alu;
+  std::vector<ncl::matrix<float>> f, a1, a2, ao;  // per step
+  std::vector<ncl::matrix<float>> regs;            // regs[t]: before step t (B, R n)
+  std::vector<ncl::matrix<float>> u, v, o;         // per step (B, n)
+  std::vector<index> rows, targets;                // the loss's register and value per element
+  // Backward buffers: d regs before and after a step, d of the step's fields, scratch.
+  ncl::matrix<float> d_after, d_before;
+  std::vector<ncl::matrix<float>> df, da1, da2, dao;
+  ncl::matrix<float> d_o, du, dv;
+  struct slice_buffers {
+    ncl::matrix<float> f, u, v, o, df, du, dv, dout;
+  };
+  std::vector<slice_buffers> scratch = std::vector<slice_buffers>(slices);
+
+  explicit register_alu_run(index n_) : n(n_), alu(n_, ncl::alu::backend::table) {
+    ncl::rng random(42);
+    const index ops = static_cast<index>(ncl::alu::table_op_count);
+    for (index t = 0; t < steps; ++t) {
+      for (auto* field : {&f, &a1, &a2, &ao}) field->emplace_back();
+      random_rows(f.back(), batch, ops, random);
+      random_rows(a1.back(), batch, R, random);
+      random_rows(a2.back(), batch, R, random);
+      random_rows(ao.back(), batch, R, random);
+      df.push_back(ncl::matrix<float>::Zero(batch, ops));
+      for (auto* d : {&da1, &da2, &dao}) d->push_back(ncl::matrix<float>::Zero(batch, R));
+    }
+    regs.assign(steps + 1, ncl::matrix<float>::Zero(batch, R * n));
+    u.assign(steps, ncl::matrix<float>(batch, n));
+    v = o = u;
+    for (index b = 0; b < batch; ++b) {
+      for (index r = 0; r < R; ++r) regs[0](b, r * n + random.integer(0, n)) = 1.0f;
+      rows.push_back(random.integer(0, R));
+      targets.push_back(random.integer(0, n));
+    }
+    d_o.resize(batch, n);
+    du.resize(batch, n);
+    dv.resize(batch, n);
+  }
+
+  template <class Fn>
+  void for_each_slice(Fn&& fn) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+    for (index k = 0; k < slices; ++k) fn(batch * k / slices, batch * (k + 1) / slices, k);
+  }
+
+  void forward() {
+    for_each_slice([&](index begin, index end, index k) {
+      auto& s = scratch[static_cast<std::size_t>(k)];
+      const index rows_in = end - begin;
+      for (index t = 0; t < steps; ++t) {
+        const auto i = static_cast<std::size_t>(t);
+        for (index b = begin; b < end; ++b) {
+          const float* r = regs[i].data() + b * R * n;
+          ncl::machine::register_read_forward(u[i].data() + b * n, r, a1[i].data() + b * R, R, n);
+          ncl::machine::register_read_forward(v[i].data() + b * n, r, a2[i].data() + b * R, R, n);
+        }
+        s.f = f[i].middleRows(begin, rows_in);
+        s.u = u[i].middleRows(begin, rows_in);
+        s.v = v[i].middleRows(begin, rows_in);
+        alu.forward(s.o, s.f, s.u, s.v);
+        o[i].middleRows(begin, rows_in) = s.o;
+        for (index b = begin; b < end; ++b) {
+          ncl::machine::register_write_forward(regs[i + 1].data() + b * R * n,
+                                               regs[i].data() + b * R * n, ao[i].data() + b * R,
+                                               1.0f, o[i].data() + b * n, R, n);
+        }
+      }
+    });
+  }
+
+  /// Backward of loss = -sum_b log(R_T[b, rows_b, targets_b] + 1e-9) through the 16 steps.
+  void backward() {
+    d_after.setZero(batch, R * n);
+    d_before.resize(batch, R * n);
+    for (index b = 0; b < batch; ++b) {
+      const index col = rows[static_cast<std::size_t>(b)] * n + targets[static_cast<std::size_t>(b)];
+      d_after(b, col) = -1.0f / (regs[steps](b, col) + 1e-9f);
+    }
+    for_each_slice([&](index begin, index end, index k) {
+      auto& s = scratch[static_cast<std::size_t>(k)];
+      const index rows_in = end - begin;
+      ncl::matrix<float>* after = &d_after;
+      ncl::matrix<float>* before = &d_before;
+      for (index t = steps - 1; t >= 0; --t) {
+        const auto i = static_cast<std::size_t>(t);
+        before->middleRows(begin, rows_in).setZero();
+        d_o.middleRows(begin, rows_in).setZero();
+        for (index b = begin; b < end; ++b) {
+          float dw = 0.0f;  // w = 1 is a constant here
+          ncl::machine::register_write_backward(
+              before->data() + b * R * n, dao[i].data() + b * R, &dw, d_o.data() + b * n,
+              after->data() + b * R * n, regs[i].data() + b * R * n, ao[i].data() + b * R, 1.0f,
+              o[i].data() + b * n, R, n);
+        }
+        s.f = f[i].middleRows(begin, rows_in);
+        s.u = u[i].middleRows(begin, rows_in);
+        s.v = v[i].middleRows(begin, rows_in);
+        s.dout = d_o.middleRows(begin, rows_in);
+        s.df.setZero(rows_in, f[i].cols());
+        s.du.setZero(rows_in, n);
+        s.dv.setZero(rows_in, n);
+        alu.backward(s.df, s.du, s.dv, s.dout, s.f, s.u, s.v);
+        df[i].middleRows(begin, rows_in) += s.df;
+        for (index b = begin; b < end; ++b) {
+          const index r0 = b - begin;
+          ncl::machine::register_reads_backward(
+              before->data() + b * R * n, da1[i].data() + b * R, da2[i].data() + b * R,
+              s.du.data() + r0 * n, s.dv.data() + r0 * n, regs[i].data() + b * R * n,
+              a1[i].data() + b * R, a2[i].data() + b * R, R, n);
+        }
+        std::swap(after, before);
+      }
+    });
+  }
+};
+
+void BM_register_alu_run16(benchmark::State& bench) {
+  register_alu_run run(bench.range(0));
+  for (auto _ : bench) {
+    run.forward();
+    benchmark::DoNotOptimize(run.regs.back().data());
+  }
+  bench.counters["steps"] = double(register_alu_run::steps);
+  bench.counters["B"] = double(batch);
+}
+
+void BM_register_alu_run16_backward(benchmark::State& bench) {
+  register_alu_run run(bench.range(0));
+  for (auto _ : bench) {
+    run.forward();
+    run.backward();
+    benchmark::DoNotOptimize(run.df[0].data());
+  }
+  bench.counters["steps"] = double(register_alu_run::steps);
+  bench.counters["B"] = double(batch);
+}
+
 }  // namespace
 
+BENCHMARK(BM_register_alu_run16)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_register_alu_run16_backward)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_step)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_step_backward)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
