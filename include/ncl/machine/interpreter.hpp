@@ -371,16 +371,16 @@ class soft_interpreter {
       std::vector<std::atomic<int>> flags(
           static_cast<std::size_t>(std::min(steps, prepare_block) * count));
       std::atomic<std::int64_t> ran{steps};
+      const auto prepare_from = [&](std::int64_t first) {
+        for (std::int64_t t = first; t < std::min(steps, first + prepare_block); ++t) prepare(t);
+        for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
+      };
+      prepare_from(0);  // a run of up to 64 steps meets only where the region ends
 #pragma omp parallel num_threads(static_cast<int>(count))
       {
         const index threads = omp_get_num_threads(), me = omp_get_thread_num();
-        for (std::int64_t first = 0; first < steps; first += prepare_block) {
+        for (std::int64_t first = 0;;) {
           const std::int64_t last = std::min(steps, first + prepare_block);
-#pragma omp single
-          {
-            for (std::int64_t t = first; t < last; ++t) prepare(t);
-            for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
-          }  // the implied barrier publishes the buffers and the cleared flags
           for (std::int64_t t = first; t < last && ran.load(std::memory_order_relaxed) == steps;
                ++t) {
             std::atomic<int>* now = flags.data() + (t - first) * count;
@@ -405,8 +405,12 @@ class soft_interpreter {
             // each of them stores the same count and leaves at t.
             if (all) ran.store(t + 1, std::memory_order_relaxed);
           }
+          first = last;
+          if (first >= steps) break;
 #pragma omp barrier
-          if (ran.load(std::memory_order_relaxed) != steps) break;
+          if (ran.load(std::memory_order_relaxed) != steps) break;  // read after the barrier
+#pragma omp single
+          prepare_from(first);  // the implied barrier publishes the buffers and the flags
         }
       }
       return ran.load();
