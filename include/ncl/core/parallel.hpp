@@ -8,12 +8,14 @@
 namespace ncl::detail {
 
 /// True when the work is worth threads (`worth_it`), OpenMP is on, and the caller is not
-/// already inside a parallel region. A parallel construct whose `if` clause is false still
-/// builds a team of one, and a nested one allocates it afresh each time: the machine calls
-/// the ALU once per step from inside its own region, so callers branch on this instead.
+/// inside any parallel region, not even an inactive one of a single thread. Callers branch
+/// on this rather than put it in an `if` clause: a parallel construct whose `if` is false
+/// still builds a team of one (allocated afresh when nested: the machine calls the ALU once
+/// per step from inside its own region), and a region opened inside an inactive one is
+/// active, so its threads would be a second team beside the first.
 inline bool threaded(bool worth_it) {
 #if defined(_OPENMP)
-  return worth_it && omp_in_parallel() == 0;
+  return worth_it && omp_get_level() == 0;
 #else
   (void)worth_it;
   return false;

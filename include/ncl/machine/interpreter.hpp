@@ -32,6 +32,7 @@
 #include "ncl/alu/alu.hpp"
 #include "ncl/alu/opcode.hpp"
 #include "ncl/core/error.hpp"
+#include "ncl/core/parallel.hpp"
 #include "ncl/core/tensor.hpp"
 #include "ncl/machine/interpreter_cache.hpp"
 #include "ncl/machine/interpreter_control.hpp"
@@ -116,7 +117,7 @@ class soft_interpreter {
 
   /// Splits the batch into `count` slices (at most B), stepped by separate OpenMP threads
   /// when `threads`, else one after another; 0, the default, picks one slice per thread
-  /// when the batch is big enough to pay for the threads' barrier per step.
+  /// when the batch and the steps are work enough to pay for the threads.
   void set_slices(index count, bool threads = true) {
     if (count < 0) throw value_error(ncl::detail::concat("set_slices: count = ", count, " < 0"));
     slices_ = count;
@@ -143,7 +144,7 @@ class soft_interpreter {
     check_steps("soft_interpreter::run", steps);
     detail::packed_programs<S> packed;
     pack(packed, programs, state.batch(), "soft_interpreter::run");
-    auto slices = make_slices(state.batch());
+    auto slices = make_slices(state.batch(), steps);
     soft_state<S> next;
     step_cache<S> cache;  // every step overwrites it: run keeps no tape
     prepare_forward(next, cache, state.batch());
@@ -177,7 +178,7 @@ class soft_interpreter {
     if (tape.caches.size() < count) tape.caches.resize(count);
     tape.states[0] = initial;
     auto& slices = tape.workspace.slices;
-    slices = make_slices(initial.batch());
+    slices = make_slices(initial.batch(), steps);
     tape.steps = for_each_step(
         slices, steps,
         [&](std::int64_t t) {
@@ -220,7 +221,7 @@ class soft_interpreter {
     }
     auto& ws = tape.workspace;
     auto& slices = ws.slices;
-    slices = make_slices(B);
+    slices = make_slices(B, tape.steps);
     const index buffers = programs.shared() ? static_cast<index>(slices.size()) : programs.count();
     ws.d_packed.resize(static_cast<std::size_t>(buffers));
     for (auto& d : ws.d_packed) d.setZero(shape_.lines, layout_.width());
@@ -316,15 +317,20 @@ class soft_interpreter {
     }
   }
 
-  /// The batch split into one contiguous slice per thread when the work is worth it: each
-  /// thread steps its slice on its own, the ALU included.
-  std::vector<detail::batch_slice<S>> make_slices(index batch) const {
+  /// The batch split into one contiguous slice per thread when the work of `steps` steps is
+  /// worth it: each thread steps its slice on its own, the ALU included. Below the
+  /// threshold (on the 2-core machines measured: one step of B = 32 at n <= 64) the
+  /// threads' fork and the move of their rows of the caller's state to their cores cost
+  /// more than they save.
+  std::vector<detail::batch_slice<S>> make_slices(index batch, std::int64_t steps) const {
     index threads = 1;
 #if defined(_OPENMP)
     threads = omp_get_max_threads();
 #endif
     const index work = shape_.n * (shape_.n + shape_.registers + 2 * shape_.memory + shape_.lines);
-    const index wanted = slices_ > 0 ? slices_ : (batch * work >= (index{1} << 15) ? threads : 1);
+    const double total = static_cast<double>(batch) * static_cast<double>(work) *
+                         static_cast<double>(steps);
+    const index wanted = slices_ > 0 ? slices_ : (total >= double(1 << 19) ? threads : 1);
     const index count = std::max<index>(1, std::min(wanted, batch));
     std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
     for (index k = 0; k < count; ++k) {
@@ -346,8 +352,14 @@ class soft_interpreter {
   template <class Fn>
   void for_each_slice(std::vector<detail::batch_slice<S>>& slices, Fn&& fn) const {
     const auto count = static_cast<index>(slices.size());
-    NCL_MACHINE_PARALLEL_FOR(threaded_ && count > 1)
-    for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
+    if (ncl::detail::threaded(threaded_ && count > 1)) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+      for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
+    } else {
+      for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
+    }
   }
 
   /// step(t, slice) for t = 0, 1, ... and every slice, stopping after the first step t at
@@ -364,7 +376,7 @@ class soft_interpreter {
                              Prepare&& prepare, Step&& step, Halted&& halted) const {
     const auto count = static_cast<index>(slices.size());
 #if defined(_OPENMP)
-    if (threaded_ && count > 1 && steps > 0) {
+    if (ncl::detail::threaded(threaded_ && count > 1 && steps > 0)) {
       constexpr std::int64_t prepare_block = 64;
       // flags[(t - first) * count + k]: 0 while slice k has not finished step t of the
       // block starting at `first`, then 1 (running on) or 2 (halted).

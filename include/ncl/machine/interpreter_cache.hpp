@@ -12,15 +12,6 @@
 #include "ncl/core/tensor.hpp"
 #include "ncl/machine/shape.hpp"
 
-#if defined(_OPENMP)
-#define NCL_MACHINE_PRAGMA(x) _Pragma(#x)
-/// A loop over batch elements, split across OpenMP threads when `condition` holds.
-#define NCL_MACHINE_PARALLEL_FOR(condition) \
-  NCL_MACHINE_PRAGMA(omp parallel for schedule(static) if (condition))
-#else
-#define NCL_MACHINE_PARALLEL_FOR(condition)
-#endif
-
 namespace ncl::machine {
 
 namespace detail {
