@@ -1,12 +1,14 @@
 // The soft interpreter's API: run, step and unroll agree; early stop once every element has
 // halted (and backward over the shorter tape); a batch of per-element programs equals the
-// shared program; the two control modes on a soft loop (ISA.md step 5); bad input errors.
+// shared program; the two control modes on a soft loop (ISA.md step 5); bad input errors;
+// when the machine and the ALU use threads.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
+#include "ncl/core/parallel.hpp"
 #include "ncl/encoding/one_hot.hpp"
 #include "ncl/machine/assembler.hpp"
 #include "ncl/machine/interpreter_cache.hpp"    // tape, gradients, the one-pass kernels' buffers
@@ -15,6 +17,7 @@
 #include "ncl/machine/program.hpp"
 #include "ncl/machine/reference.hpp"
 #include "soft_test_util.hpp"
+
 
 namespace {
 
@@ -421,4 +424,24 @@ TEST_CASE("one-pass forward and backward kernels equal plain loops", "[machine_s
     for (std::size_t i = 0; i < dout.size(); ++i) REQUIRE(dout[i] == Approx(dout_ref[i]));
     CHECK(dw == Approx(dw_ref));
   }
+}
+
+TEST_CASE("threads only outside every parallel region, even an inactive one",
+          "[machine_soft][unroll]") {
+  CHECK_FALSE(ncl::detail::threaded(false));
+#if defined(_OPENMP)
+  CHECK(ncl::detail::threaded(true));
+  bool inside_inactive = true, inside_active = true;
+#pragma omp parallel if (false)
+  inside_inactive = ncl::detail::threaded(true);  // a team of one: a nested region would be active
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp single
+    inside_active = ncl::detail::threaded(true);
+  }
+  CHECK_FALSE(inside_inactive);
+  CHECK_FALSE(inside_active);
+#else
+  CHECK_FALSE(ncl::detail::threaded(true));
+#endif
 }
