@@ -78,9 +78,11 @@ struct packed_programs {
 };
 
 /// A contiguous slice of the batch that one thread steps on its own, with its copies of
-/// the ALU's arguments (the ALU takes whole matrices).
+/// the ALU's arguments (the ALU takes whole matrices). Each slice has cache lines of its own:
+/// assigning to a matrix rewrites its size fields, and two threads writing one line slow
+/// each other down at every step.
 template <class S>
-struct batch_slice {
+struct alignas(64) batch_slice {
   index begin = 0, end = 0;
   index id = 0;  // which slice: picks the thread's gradient buffer of a shared program
   matrix<S> f, u, v, o;         // (rows, 9), (rows, n) x 3
