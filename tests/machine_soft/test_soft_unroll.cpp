@@ -229,6 +229,23 @@ TEST_CASE("per-element copies of one program equal the shared program", "[machin
     CHECK(g_split.programs[0].op.isApprox(g_one.programs[0].op, 1e-12));
     CHECK(g_split.programs[0].a.isApprox(g_one.programs[0].a, 1e-12));
     CHECK(g_split.initial.memory.isApprox(g_one.initial.memory, 1e-12));
+
+    // Frozen programs (no program buffers given): the same initial-state gradients, from
+    // one program, from per-element copies and from threaded slices.
+    const auto frozen_equals = [&](const soft_interpreter<double>& m,
+                                   const ncl::machine::machine_tape<double>& tape,
+                                   const ncl::machine::machine_gradients<double>& full) {
+      auto frozen = ncl::machine::machine_gradients<double>::zeros(shape, B, 0);
+      REQUIRE(frozen.programs.empty());
+      m.unroll_backward(frozen, tape, dfinal);
+      CHECK(frozen.initial.registers == full.initial.registers);
+      CHECK(frozen.initial.memory == full.initial.memory);
+      CHECK(frozen.initial.counter == full.initial.counter);
+      CHECK(frozen.initial.counter.cwiseAbs().maxCoeff() > 1e-3);
+    };
+    frozen_equals(machine, one, g_one);
+    frozen_equals(machine, many, g_many);
+    frozen_equals(sliced, split, g_split);
   }
 }
 
@@ -281,6 +298,8 @@ TEST_CASE("soft interpreter rejects bad shapes and arguments", "[machine_soft][e
   machine.unroll_forward(tape, state, program, 2);
   auto wrong_count = ncl::machine::machine_gradients<float>::zeros(shape, 2, 2);
   CHECK_THROWS_AS(machine.unroll_backward(wrong_count, tape, state), ncl::shape_error);
+  CHECK_THROWS_WITH(machine.unroll_backward(wrong_count, tape, state),
+                    Catch::Contains("grads.programs has 2 programs, the unroll ran 1"));
   auto wrong_batch = ncl::machine::machine_gradients<float>::zeros(shape, 3, 1);
   CHECK_THROWS_AS(machine.unroll_backward(wrong_batch, tape, state), ncl::shape_error);
 

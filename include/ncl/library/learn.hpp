@@ -438,7 +438,7 @@ selection_result<S> learn_selection(const program_library& lib, const std::vecto
     if (step == options.max_steps) break;
     auto dfinal = machine::zero_state<S>(shape, B);
     answer_loss_backward(dfinal, final_state, shape, 0, answers);
-    auto grads = machine::machine_gradients<S>::zeros(shape, B, 1);
+    auto grads = machine::machine_gradients<S>::zeros(shape, B, 0);  // the library is frozen
     machine.unroll_backward(grads, tape, dfinal);
     matrix<S> dselect = matrix<S>::Zero(B, entries), dlogits = matrix<S>::Zero(B, entries);
     select_backward(dselect, grads.initial.counter, lib);

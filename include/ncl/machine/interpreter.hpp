@@ -201,7 +201,8 @@ class soft_interpreter {
   /// Backward through the tape's steps: given dfinal = d loss / d final state (registers,
   /// memory, counter, halted), adds d loss / d program fields into grads.programs (one per
   /// program of the unroll) and d loss / d initial registers, memory, counter into
-  /// grads.initial.
+  /// grads.initial. With grads.programs empty the programs are taken as frozen (a compiled
+  /// library): their gradients are not computed at all, only the initial state's.
   void unroll_backward(machine_gradients<S>& grads, const machine_tape<S>& tape,
                        const soft_state<S>& dfinal) const {
     const detail::packed_programs<S>& programs = tape.programs;
@@ -211,10 +212,11 @@ class soft_interpreter {
     }
     check_state("soft_interpreter::unroll_backward", "dfinal", dfinal, B);
     check_state("soft_interpreter::unroll_backward", "grads.initial", grads.initial, B);
-    if (static_cast<index>(grads.programs.size()) != programs.count()) {
+    const bool program_gradients = !grads.programs.empty();
+    if (program_gradients && static_cast<index>(grads.programs.size()) != programs.count()) {
       throw shape_error(ncl::detail::concat(
           "soft_interpreter::unroll_backward: grads.programs has ", grads.programs.size(),
-          " programs, the unroll ran ", programs.count()));
+          " programs, the unroll ran ", programs.count(), " (or give none: frozen programs)"));
     }
     for (const auto& g : grads.programs) {
       check_program("soft_interpreter::unroll_backward", "grads.programs", g);
@@ -222,7 +224,10 @@ class soft_interpreter {
     auto& ws = tape.workspace;
     auto& slices = ws.slices;
     slices = make_slices(B, tape.steps);
-    const index buffers = programs.shared() ? static_cast<index>(slices.size()) : programs.count();
+    ws.program_gradients = program_gradients;
+    const index buffers = !program_gradients ? 0
+                          : programs.shared() ? static_cast<index>(slices.size())
+                                              : programs.count();
     ws.d_packed.resize(static_cast<std::size_t>(buffers));
     for (auto& d : ws.d_packed) d.setZero(shape_.lines, layout_.width());
     prepare_backward(ws, B);
@@ -254,6 +259,7 @@ class soft_interpreter {
     grads.initial.registers += dinitial.registers;
     grads.initial.memory += dinitial.memory;
     grads.initial.counter += dinitial.counter;
+    if (!program_gradients) return;
     if (programs.shared()) {
       for (std::size_t k = 1; k < ws.d_packed.size(); ++k) ws.d_packed[0] += ws.d_packed[k];
     }

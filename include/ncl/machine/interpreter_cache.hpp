@@ -166,8 +166,10 @@ struct backward_workspace {
   matrix<S> d_jump_line;       // (B, L) per line: a[l] . d_jump_registers
   matrix<S> d_zero_test;       // (B, L)
   // Packed program gradients (L, W): one per program, or for a shared program one per
-  // batch slice (summed at the end), so threads never add into the same buffer.
+  // batch slice (summed at the end), so threads never add into the same buffer. None when
+  // the programs are frozen (program_gradients false: unroll_backward given no programs).
   std::vector<matrix<S>> d_packed;
+  bool program_gradients = true;
   std::vector<detail::batch_slice<S>> slices;
 
   matrix<S>& d_program(const detail::packed_programs<S>& programs, index p, index slice) {
@@ -210,7 +212,8 @@ struct machine_gradients {
   std::vector<soft_program<S>> programs;  // one per program given: 1 (shared) or B
   soft_state<S> initial;                  // registers, memory, counter; halted stays 0
 
-  /// Zeroed buffers for `program_count` programs and a batch of `batch` elements.
+  /// Zeroed buffers for `program_count` programs and a batch of `batch` elements; with
+  /// `program_count` 0, unroll_backward takes the programs as frozen and skips their gradients.
   static machine_gradients zeros(const machine_shape& shape, index batch, index program_count) {
     machine_gradients g;
     g.programs.resize(static_cast<std::size_t>(program_count));

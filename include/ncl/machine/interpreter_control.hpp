@@ -120,7 +120,8 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
 }
 
 /// Per-line control backward for the slice's rows: dcounter (B, L), dregisters (B, R n) and
-/// the programs' packed gradients (ws.d_program) add the gradients of sum(next * dnext).
+/// the programs' packed gradients (ws.d_program; none when ws.program_gradients is false)
+/// add the gradients of sum(next * dnext).
 /// Per element, the products with the program run over its transposed fields (imm^T, a^T:
 /// lines contiguous), so every inner loop is over lines or values, not a horizontal sum.
 template <class S>
@@ -152,7 +153,8 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
     const S* halt = G + row_halt * L;
     const S* a_t = programs.a_transposed[i].data();    // (R, L)
     const S* imm_t = programs.imm_transposed[i].data();  // (n, L)
-    S* dP = ws.d_program(programs, p, slice.id).data();
+    const bool program_gradients = ws.program_gradients;  // false: frozen programs
+    S* dP = program_gradients ? ws.d_program(programs, p, slice.id).data() : nullptr;
     const index W = P.cols();
     for (index b = b0; b < b0 + nb; ++b) {
       const S* dn = dnext.data() + b * L;
@@ -188,21 +190,24 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
                       (JZ * (S(1) - Z) + JNZ * Z + REST) * DON;
         ref(dzt, L) = C * DT - C * DON;  // ds - dq, for now
         const view DSQ(dzt, L);
-        ref(sum_halt, L) += C * DN - C * DON;
-        ref(sum_jr, L) += C * DJ - C * DON;
-        ref(sum_jump, L) += DSQ;
-        ref(sum_jz, L) += DSQ * Z;
-        ref(sum_jnz, L) += DSQ * (S(1) - Z);
+        if (program_gradients) {
+          ref(sum_halt, L) += C * DN - C * DON;
+          ref(sum_jr, L) += C * DJ - C * DON;
+          ref(sum_jump, L) += DSQ;
+          ref(sum_jz, L) += DSQ * Z;
+          ref(sum_jnz, L) += DSQ * (S(1) - Z);
+        }
         ref(dzt, L) = DSQ * (JZ - JNZ);  // d z_l
       }
       // dP: a[l] += jumping_l djr + dzt_l R0, kept transposed (imm below, for all rows).
       const S* r0 = cache.register_zero.data() + b * R;
-      for (index r = 0; r < R; ++r) {
+      for (index r = 0; r < R && program_gradients; ++r) {
         S* da = d_a + r * L;
         for (index l = 0; l < L; ++l) da[l] += djr[r] * jumping[l] + r0[r] * dzt[l];
       }
       for (index r = 0; r < R; ++r) dregs[r * n] += dot(dzt, a_t + r * L, L);  // d R[r][0]
     }
+    if (!program_gradients) return;
     // dP imm[l] += sum_b target_bl dvalues_b, one product over the rows.
     ws.d_program(programs, p, slice.id).middleCols(layout.imm(), n).noalias() +=
         cache.target_weight.middleRows(b0, nb).transpose() * ws.d_jump_values.middleRows(b0, nb);

@@ -262,8 +262,10 @@ void soft_interpreter<S>::step_backward(soft_state<S>& dstate, backward_workspac
   // Step 1: the fetch's two products per program (dP over the slice's rows at once, so the
   // product keeps dP's tiles in registers across the rows).
   programs.for_each_in(begin, end, [&](index p, index b0, index nb) {
-    ws.d_program(programs, p, slice.id).noalias() +=
-        state.counter.middleRows(b0, nb).transpose() * ws.d_fetched.middleRows(b0, nb);
+    if (ws.program_gradients) {
+      ws.d_program(programs, p, slice.id).noalias() +=
+          state.counter.middleRows(b0, nb).transpose() * ws.d_fetched.middleRows(b0, nb);
+    }
     dstate.counter.middleRows(b0, nb).noalias() +=
         ws.d_fetched.middleRows(b0, nb) * programs.of(p).transpose();
   });

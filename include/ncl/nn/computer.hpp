@@ -240,7 +240,7 @@ class llama_computer {
                                   answers_, static_cast<S>(config_.answer_eps));
     dfinal.registers *= static_cast<S>(config_.machine_loss_weight) * dloss;
     dfinal.registers.block(0, config_.answer_register * n, B, n) += danswer;
-    auto grads = machine::machine_gradients<S>::zeros(shape, B, 1);
+    auto grads = machine::machine_gradients<S>::zeros(shape, B, 0);  // the library is frozen
     machine_.unroll_backward(grads, tape_, dfinal);
     // The heads and the norm.
     matrix<S> dselect = matrix<S>::Zero(B, E), dlogits = matrix<S>::Zero(B, E);
