@@ -162,14 +162,8 @@ class dense_lookup_table {
   static void for_each_block(index batch, Body&& body) {
     constexpr index block = 16;
     const index blocks = (batch + block - 1) / block;
-    if (ncl::detail::threaded(blocks > 1)) {
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
-#endif
-      for (index c = 0; c < blocks; ++c) body(c * block, std::min(block, batch - c * block));
-    } else {
-      for (index c = 0; c < blocks; ++c) body(c * block, std::min(block, batch - c * block));
-    }
+    ncl::detail::parallel_for(blocks, blocks > 1,
+                              [&](index c) { body(c * block, std::min(block, batch - c * block)); });
   }
 
   std::int64_t n_;
@@ -245,14 +239,8 @@ class lookup_table {
     detail::check_forward_args("lookup_table::forward", f, u, v, n_);
     o.resize(f.rows(), n_);
     const index chunks = (f.rows() + lanes - 1) / lanes;
-    if (ncl::detail::threaded(chunks > 1 && n_ >= parallel_min_n)) {
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
-#endif
-      for (index c = 0; c < chunks; ++c) forward_chunk(o, f, u, v, c * lanes);
-    } else {
-      for (index c = 0; c < chunks; ++c) forward_chunk(o, f, u, v, c * lanes);
-    }
+    ncl::detail::parallel_for(chunks, chunks > 1 && n_ >= parallel_min_n,
+                              [&](index c) { forward_chunk(o, f, u, v, c * lanes); });
   }
 
   /// df (B, A), du (B, n), dv (B, n) += gradients of sum(o * dout).
@@ -260,14 +248,9 @@ class lookup_table {
                 const matrix<S>& f, const matrix<S>& u, const matrix<S>& v) const {
     detail::check_backward_args("lookup_table::backward", df, du, dv, dout, f, u, v, n_);
     const index chunks = (f.rows() + lanes - 1) / lanes;
-    if (ncl::detail::threaded(chunks > 1 && n_ >= parallel_min_n)) {
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
-#endif
-      for (index c = 0; c < chunks; ++c) backward_chunk(df, du, dv, dout, f, u, v, c * lanes);
-    } else {
-      for (index c = 0; c < chunks; ++c) backward_chunk(df, du, dv, dout, f, u, v, c * lanes);
-    }
+    ncl::detail::parallel_for(chunks, chunks > 1 && n_ >= parallel_min_n, [&](index c) {
+      backward_chunk(df, du, dv, dout, f, u, v, c * lanes);
+    });
   }
 
   /// The plain loops forward is tested against.

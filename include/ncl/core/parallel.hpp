@@ -1,4 +1,4 @@
-// When a loop should run on OpenMP threads.
+// When a loop should run on OpenMP threads, and such a loop.
 #pragma once
 
 #if defined(_OPENMP)
@@ -20,6 +20,19 @@ inline bool threaded(bool worth_it) {
   (void)worth_it;
   return false;
 #endif
+}
+
+/// fn(i) for i in [0, count): on OpenMP threads when threaded(worth_it), else in order.
+template <class Int, class Fn>
+void parallel_for(Int count, bool worth_it, Fn&& fn) {
+  if (threaded(worth_it)) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+    for (Int i = 0; i < count; ++i) fn(i);
+  } else {
+    for (Int i = 0; i < count; ++i) fn(i);
+  }
 }
 
 }  // namespace ncl::detail

@@ -358,14 +358,8 @@ class soft_interpreter {
   template <class Fn>
   void for_each_slice(std::vector<detail::batch_slice<S>>& slices, Fn&& fn) const {
     const auto count = static_cast<index>(slices.size());
-    if (ncl::detail::threaded(threaded_ && count > 1)) {
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
-#endif
-      for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
-    } else {
-      for (index k = 0; k < count; ++k) fn(slices[static_cast<std::size_t>(k)]);
-    }
+    ncl::detail::parallel_for(count, threaded_ && count > 1,
+                              [&](index k) { fn(slices[static_cast<std::size_t>(k)]); });
   }
 
   /// step(t, slice) for t = 0, 1, ... and every slice, stopping after the first step t at
@@ -434,9 +428,8 @@ class soft_interpreter {
       return ran.load();
     }
 #endif
-    if (steps > 0) prepare(std::int64_t{0});
     for (std::int64_t t = 0; t < steps; ++t) {
-      if (t > 0) prepare(t);
+      prepare(t);
       bool all = true;
       for (auto& slice : slices) {
         step(t, slice);

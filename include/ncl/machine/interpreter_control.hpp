@@ -14,7 +14,7 @@
 // The two agree on one-hot programs.
 #pragma once
 
-#include <algorithm>
+#include <cstddef>
 
 #include "ncl/machine/interpreter_cache.hpp"
 #include "ncl/machine/registers.hpp"
@@ -27,24 +27,6 @@ inline constexpr index col_jz = column(alu::opcode::JZ);
 inline constexpr index col_jnz = column(alu::opcode::JNZ);
 inline constexpr index col_jr = column(alu::opcode::JR);
 inline constexpr index col_call = column(alu::opcode::CALL);
-
-/// out (L) += weight * lines(x) for x (n): value v is line v mod L.
-template <class S>
-void add_lines(S* out, const S* x, S weight, index L, index n) {
-  for (index v0 = 0; v0 < n; v0 += L) {
-    const index count = std::min(L, n - v0);
-    for (index l = 0; l < count; ++l) out[l] += weight * x[v0 + l];
-  }
-}
-
-/// out (n) = lines^T(dlines): out[v] = dlines[v mod L].
-template <class S>
-void lines_transpose(S* out, const S* dlines, index L, index n) {
-  for (index v0 = 0; v0 < n; v0 += L) {
-    const index count = std::min(L, n - v0);
-    for (index l = 0; l < count; ++l) out[v0 + l] = dlines[l];
-  }
-}
 
 /// The scalars of one line's (or the mixture's) control: s weights lines(k), q weights e_{l+1}.
 template <class S>
@@ -115,7 +97,7 @@ void control_per_line_forward(matrix<S>& next, step_cache<S>& cache, const soft_
     S* values = cache.jump_targets.data() + b * n;
     mix_rows_add(values, state.registers.data() + b * R * n, cache.jump_registers.data() + b * R,
                  R, n);
-    add_lines(next.data() + b * L, values, S(1), L, n);
+    add_folded(next.data() + b * L, values, S(1), L, n);  // lines(values)
   }
 }
 
@@ -169,7 +151,7 @@ void control_per_line_backward(matrix<S>& dcounter, matrix<S>& dregisters,
       S* d_target = ws.d_target_line.data() + b * L;
       S* d_jump = ws.d_jump_line.data() + b * L;
       S* dzt = ws.d_zero_test.data() + b * L;
-      lines_transpose(dvalues, dn, L, n);
+      unfold<false>(dvalues, dn, L, n);  // lines^T(dnext)
       for (index r = 0; r < R; ++r) {
         const S weight = cache.jump_registers(b, r);
         for (index j = 0; j < n; ++j) dregs[r * n + j] += weight * dvalues[j];
@@ -233,8 +215,8 @@ void control_mean_field_forward(S* next, const S* f, const S* k, const S* u, con
   const auto [s, q] = control_scalars(f, u[0]);
   next[0] = f[col_halt] * c[0] + q * c[L - 1];
   for (index l = 1; l < L; ++l) next[l] = f[col_halt] * c[l] + q * c[l - 1];
-  add_lines(next, k, s, L, n);
-  add_lines(next, u, f[col_jr], L, n);
+  add_folded(next, k, s, L, n);  // lines(k), lines(u)
+  add_folded(next, u, f[col_jr], L, n);
 }
 
 /// Mean-field control backward for one element: df (23), dk (n), du (n), dc (L) add.
@@ -245,7 +227,7 @@ void control_mean_field_backward(S* df, S* dk, S* du, S* dc, S* dvalues, const S
                                  index n) {
   const S z = u[0];
   const auto [s, q] = control_scalars(f, z);
-  lines_transpose(dvalues, dnext, L, n);
+  unfold<false>(dvalues, dnext, L, n);
   const S ds = dot(k, dvalues, n), d_jr = dot(u, dvalues, n);
   for (index j = 0; j < n; ++j) {
     dk[j] += s * dvalues[j];

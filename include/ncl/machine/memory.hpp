@@ -18,20 +18,13 @@ namespace ncl::machine {
 template <class S>
 void address_forward(S* e, const S* x, index n, index M) {
   for (index m = 0; m < M; ++m) e[m] = S(0);
-  // Value v0 + m is cell m: blocks of M values, no division per value.
-  for (index v0 = 0; v0 < n; v0 += M) {
-    const index count = std::min(M, n - v0);
-    for (index m = 0; m < count; ++m) e[m] += x[v0 + m];
-  }
+  detail::add_folded(e, x, S(1), M, n);
 }
 
 /// dx (n) += de[v mod M].
 template <class S>
 void address_backward(S* dx, const S* de, index n, index M) {
-  for (index v0 = 0; v0 < n; v0 += M) {
-    const index count = std::min(M, n - v0);
-    for (index m = 0; m < count; ++m) dx[v0 + m] += de[m];
-  }
+  detail::unfold<true>(dx, de, M, n);
 }
 
 /// out (n) = sum_m e[m] mem[m]; mem (M, n), e (M).

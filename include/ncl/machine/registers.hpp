@@ -10,6 +10,8 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
+
 #include "ncl/core/tensor.hpp"
 
 namespace ncl::machine {
@@ -61,6 +63,25 @@ S dot(const S* a, const S* b, index n) {
   S total = S(0);
   for (; j < n; ++j) total += a[j] * b[j];
   return total + lane_total(acc);
+}
+
+/// out (period) += weight * the fold of x (n): value v goes to v mod period (ISA.md's addr
+/// and lines maps), a block of `period` values at a time, no division per value.
+template <class S>
+void add_folded(S* out, const S* x, S weight, index period, index n) {
+  for (index v0 = 0; v0 < n; v0 += period) {
+    const index count = std::min(period, n - v0);
+    for (index i = 0; i < count; ++i) out[i] += weight * x[v0 + i];
+  }
+}
+
+/// The fold's transpose: out (n) = y[v mod period], or += with `add`.
+template <bool add, class S>
+void unfold(S* out, const S* y, index period, index n) {
+  for (index v0 = 0; v0 < n; v0 += period) {
+    const index count = std::min(period, n - v0);
+    for (index i = 0; i < count; ++i) out[v0 + i] = (add ? out[v0 + i] : S(0)) + y[i];
+  }
 }
 
 /// out[0, tiles K) (+)= sum_i weights[i] rows[i][0, tiles K), rows `stride` apart (K =
