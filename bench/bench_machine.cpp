@@ -112,8 +112,10 @@ soft_state<float> loss_gradient(const setup& s, const soft_state<float>& final_s
 
 void run_bench(benchmark::State& bench, std::int64_t steps, bool backward, bool per_element,
                ncl::alu::backend alu = ncl::alu::backend::table,
-               control_mode control = control_mode::per_line, bool memory_n = false) {
+               control_mode control = control_mode::per_line, bool memory_n = false,
+               bool lanes = true) {
   setup s(bench.range(0), per_element, alu, control, memory_n);
+  s.machine.set_lane_path(lanes);
   ncl::machine::machine_tape<float> tape;
   auto grads = ncl::machine::machine_gradients<float>::zeros(s.shape, batch,
                                                             static_cast<index>(s.programs.size()));
@@ -147,6 +149,12 @@ void BM_machine_run16(benchmark::State& b) { run_bench(b, 16, false, false); }
 void BM_machine_run16_backward(benchmark::State& b) { run_bench(b, 16, true, false); }
 void BM_machine_run16_per_element(benchmark::State& b) { run_bench(b, 16, false, true); }
 void BM_machine_run16_backward_per_element(benchmark::State& b) { run_bench(b, 16, true, true); }
+void BM_machine_run16_no_lanes(benchmark::State& b) {
+  run_bench(b, 16, false, false, ncl::alu::backend::table, control_mode::per_line, false, false);
+}
+void BM_machine_run16_backward_no_lanes(benchmark::State& b) {
+  run_bench(b, 16, true, false, ncl::alu::backend::table, control_mode::per_line, false, false);
+}
 void BM_machine_run16_mean_field(benchmark::State& b) {
   run_bench(b, 16, false, false, ncl::alu::backend::table, control_mode::mean_field);
 }
@@ -320,6 +328,8 @@ BENCHMARK(BM_machine_step)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosec
 BENCHMARK(BM_machine_step_backward)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_backward)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_machine_run16_no_lanes)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_machine_run16_backward_no_lanes)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_per_element)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_backward_per_element)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_machine_run16_mean_field)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);

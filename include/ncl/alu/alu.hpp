@@ -120,6 +120,8 @@ class arithmetic_unit {
 
   std::int64_t n() const { return n_; }
   backend kind() const { return kind_; }
+  /// The structured table behind backend::table (its lane-major entry points), else null.
+  const lookup_table<S>* table() const { return std::get_if<lookup_table<S>>(&impl_); }
 
   /// o (B, n), resized.
   void forward(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v) const {

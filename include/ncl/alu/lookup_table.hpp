@@ -253,6 +253,21 @@ class lookup_table {
     });
   }
 
+  /// The fast path on one chunk of `lanes` batch elements already in batch-innermost layout
+  /// (row r of a buffer holds value r of the 16 elements; the soft machine's lane path):
+  /// ot (n, lanes) = o for ft (9, lanes), ut, vt (n, lanes). Not thread-safe within a thread:
+  /// it uses the calling thread's scratch.
+  void forward_lanes(S* ot_data, const S* ft_data, const S* ut_data, const S* vt_data) const {
+    arena scratch(forward_scratch_rows());
+    forward_lanes(ot_data, ft_data, ut_data, vt_data, scratch);
+  }
+  /// dft (9, lanes), dut, dvt (n, lanes) += the gradients of sum(o * gt), in the same layout.
+  void backward_lanes(S* dft, S* dut, S* dvt, const S* gt, const S* ft, const S* ut,
+                      const S* vt) const {
+    arena scratch(backward_scratch_rows());
+    backward_lanes(dft, dut, dvt, gt, ft, ut, vt, scratch);
+  }
+
   /// The plain loops forward is tested against.
   void forward_reference(matrix<S>& o, const matrix<S>& f, const matrix<S>& u,
                          const matrix<S>& v) const {
@@ -299,6 +314,7 @@ class lookup_table {
   using lanes_view = typename kernels::lanes_view;
   using lanes_ref = typename kernels::lanes_ref;
   using arena = typename kernels::arena;
+  using rows_view = typename kernels::rows_view;
   using kernel = detail::table_kernel;
 
   /// by_result_ from by_j_ by a counting sort per op: by_j_'s term (l, k) of group (i, j) is
@@ -365,15 +381,14 @@ class lookup_table {
     }
   }
 
-  void forward_chunk(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
-                     index b0) const {
+  index forward_scratch_rows() const { return 5 * n_ + 2; }
+  void forward_lanes(S* ot_data, const S* ft_data, const S* ut_data, const S* vt_data,
+                     arena& scratch) const {
     const index n = n_;
-    arena scratch(table_op_columns + 8 * n + 2);
-    const auto ft = scratch.take(table_op_columns), ut = scratch.take(n), vt = scratch.take(n),
-               v_prefix = scratch.take(n + 1), ot = scratch.take(n, true);
-    kernels::gather(ft.row(0), f, b0);
-    kernels::gather(ut.row(0), u, b0);
-    kernels::gather(vt.row(0), v, b0);
+    const rows_view ft{const_cast<S*>(ft_data)}, ut{const_cast<S*>(ut_data)},
+        vt{const_cast<S*>(vt_data)}, ot{ot_data};
+    std::fill(ot_data, ot_data + n * W, S(0));
+    const auto v_prefix = scratch.take(n + 1);
     kernels::prefix_sums(v_prefix.row(0), vt.row(0), n);
     const auto v2 = scratch.take(2 * n), u_prefix = scratch.take(n + 1), op_out = scratch.take(n);
     kernels::repeat_twice(v2.row(0), vt.row(0), n);
@@ -401,22 +416,28 @@ class lookup_table {
         lanes_ref(ot.row(l)) += fi * kernels::contract(by_result_, group, ut.row(0), vt.row(0), v_prefix.row(0));
       }
     }
-    kernels::template scatter<false>(o, ot.row(0), b0);
   }
 
-  void backward_chunk(matrix<S>& df, matrix<S>& du, matrix<S>& dv, const matrix<S>& dout,
-                      const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
-                      index b0) const {
+  void forward_chunk(matrix<S>& o, const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
+                     index b0) const {
     const index n = n_;
-    arena scratch(2 * table_op_columns + 13 * n + 2);
+    arena scratch(table_op_columns + 3 * n + forward_scratch_rows());
     const auto ft = scratch.take(table_op_columns), ut = scratch.take(n), vt = scratch.take(n),
-               gt = scratch.take(n), u_prefix = scratch.take(n + 1),
-               v_prefix = scratch.take(n + 1), dft = scratch.take(table_op_columns, true),
-               dut = scratch.take(n, true), dvt = scratch.take(n, true);
+               ot = scratch.take(n);
     kernels::gather(ft.row(0), f, b0);
     kernels::gather(ut.row(0), u, b0);
     kernels::gather(vt.row(0), v, b0);
-    kernels::gather(gt.row(0), dout, b0);
+    forward_lanes(ot.row(0), ft.row(0), ut.row(0), vt.row(0), scratch);
+    kernels::template scatter<false>(o, ot.row(0), b0);
+  }
+
+  index backward_scratch_rows() const { return 8 * n_ + 2; }
+  void backward_lanes(S* dft_data, S* dut_data, S* dvt_data, const S* gt_data, const S* ft_data,
+                      const S* ut_data, const S* vt_data, arena& scratch) const {
+    const index n = n_;
+    const rows_view dft{dft_data}, dut{dut_data}, dvt{dvt_data}, gt{const_cast<S*>(gt_data)},
+        ft{const_cast<S*>(ft_data)}, ut{const_cast<S*>(ut_data)}, vt{const_cast<S*>(vt_data)};
+    const auto u_prefix = scratch.take(n + 1), v_prefix = scratch.take(n + 1);
     kernels::prefix_sums(u_prefix.row(0), ut.row(0), n);
     kernels::prefix_sums(v_prefix.row(0), vt.row(0), n);
     const auto g2 = scratch.take(2 * n), g_v = scratch.take(n), op_out = scratch.take(n),
@@ -471,6 +492,22 @@ class lookup_table {
         lanes_ref(dvt.row(k)) += fi * g_u;
       }
     }
+  }
+
+  void backward_chunk(matrix<S>& df, matrix<S>& du, matrix<S>& dv, const matrix<S>& dout,
+                      const matrix<S>& f, const matrix<S>& u, const matrix<S>& v,
+                      index b0) const {
+    const index n = n_;
+    arena scratch(2 * table_op_columns + 6 * n + backward_scratch_rows());
+    const auto ft = scratch.take(table_op_columns), ut = scratch.take(n), vt = scratch.take(n),
+               gt = scratch.take(n), dft = scratch.take(table_op_columns, true),
+               dut = scratch.take(n, true), dvt = scratch.take(n, true);
+    kernels::gather(ft.row(0), f, b0);
+    kernels::gather(ut.row(0), u, b0);
+    kernels::gather(vt.row(0), v, b0);
+    kernels::gather(gt.row(0), dout, b0);
+    backward_lanes(dft.row(0), dut.row(0), dvt.row(0), gt.row(0), ft.row(0), ut.row(0),
+                   vt.row(0), scratch);
     kernels::template scatter<true>(df, dft.row(0), b0);
     kernels::template scatter<true>(du, dut.row(0), b0);
     kernels::template scatter<true>(dv, dvt.row(0), b0);

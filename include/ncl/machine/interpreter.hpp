@@ -36,6 +36,7 @@
 #include "ncl/core/tensor.hpp"
 #include "ncl/machine/interpreter_cache.hpp"
 #include "ncl/machine/interpreter_control.hpp"
+#include "ncl/machine/interpreter_lanes.hpp"
 #include "ncl/machine/memory.hpp"
 #include "ncl/machine/registers.hpp"
 #include "ncl/machine/shape.hpp"
@@ -124,6 +125,11 @@ class soft_interpreter {
     threaded_ = threads;
   }
 
+  /// With `on` false the machine steps element by element even where its 16-lane path
+  /// (interpreter_lanes.hpp: per-line control, the table ALU, one shared program) applies;
+  /// the tests compare the two.
+  void set_lane_path(bool on) { lane_path_ = on; }
+
   const machine_shape& shape() const { return shape_; }
   control_mode control() const { return control_; }
   alu::backend alu_backend() const { return alu_.kind(); }
@@ -145,6 +151,10 @@ class soft_interpreter {
     detail::packed_programs<S> packed;
     pack(packed, programs, state.batch(), "soft_interpreter::run");
     auto slices = make_slices(state.batch(), steps);
+    if (uses_lanes(packed)) {
+      slices = make_lane_slices(state.batch(), steps);
+      return run_lanes(state, packed, slices, steps);
+    }
     soft_state<S> next;
     step_cache<S> cache;  // every step overwrites it: run keeps no tape
     prepare_forward(next, cache, state.batch());
@@ -173,6 +183,8 @@ class soft_interpreter {
     check_state("soft_interpreter::unroll_forward", "initial", initial, initial.batch());
     check_steps("soft_interpreter::unroll_forward", steps);
     pack(tape.programs, programs, initial.batch(), "soft_interpreter::unroll_forward");
+    tape.lanes.used = uses_lanes(tape.programs);
+    if (tape.lanes.used) return unroll_forward_lanes(tape, initial, steps);
     const auto count = static_cast<std::size_t>(steps);
     if (tape.states.size() < count + 1) tape.states.resize(count + 1);
     if (tape.caches.size() < count) tape.caches.resize(count);
@@ -221,6 +233,7 @@ class soft_interpreter {
     for (const auto& g : grads.programs) {
       check_program("soft_interpreter::unroll_backward", "grads.programs", g);
     }
+    if (tape.lanes.used) return unroll_backward_lanes(grads, tape, dfinal, program_gradients);
     auto& ws = tape.workspace;
     auto& slices = ws.slices;
     slices = make_slices(B, tape.steps);
@@ -440,6 +453,210 @@ class soft_interpreter {
     return steps;
   }
 
+  /// unroll_forward on the lane path: tape.lanes keeps every step's chunk states and caches,
+  /// tape.states only the initial and the final state.
+  void unroll_forward_lanes(machine_tape<S>& tape, const soft_state<S>& initial,
+                            std::int64_t steps) const {
+    static constexpr index K = detail::chunk_lanes;
+    const detail::lane_layout lay(shape_, layout_);
+    auto& record = tape.lanes;
+    auto slices = make_lane_slices(initial.batch(), steps);
+    record.chunks = (initial.batch() + K - 1) / K;
+    const auto state_size = static_cast<std::size_t>(record.chunks * lay.state_rows() * K);
+    const auto cache_size = static_cast<std::size_t>(record.chunks * lay.cache_rows() * K);
+    const auto count = static_cast<std::size_t>(steps);
+    if (record.states.size() < count + 1) record.states.resize(count + 1);
+    if (record.caches.size() < count) record.caches.resize(count);
+    record.states[0].resize(state_size);
+    const auto& programs = tape.programs;
+    tape.steps = for_each_step(
+        slices, steps,
+        [&](std::int64_t t) {
+          record.states[static_cast<std::size_t>(t) + 1].resize(state_size);
+          record.caches[static_cast<std::size_t>(t)].resize(cache_size);
+        },
+        [&](std::int64_t t, detail::batch_slice<S>& slice) {
+          const auto i = static_cast<std::size_t>(t);
+          for (index b0 = slice.begin, ch = b0 / K; b0 < slice.end; b0 += K, ++ch) {
+            S* from = record.states[i].data() + ch * lay.state_rows() * K;
+            if (t == 0) detail::load_lanes(from, initial, b0, std::min(K, slice.end - b0), lay);
+            detail::lane_step_forward(record.states[i + 1].data() + ch * lay.state_rows() * K,
+                                      record.caches[i].data() + ch * lay.cache_rows() * K, from,
+                                      programs.of(0), programs.control[0],
+                                      programs.a_transposed[0], layout_, *alu_.table(), lay);
+          }
+        },
+        [&](std::int64_t t, const detail::batch_slice<S>& slice) {
+          const S* to = record.states[static_cast<std::size_t>(t) + 1].data();
+          for (index b0 = slice.begin, ch = b0 / K; b0 < slice.end; b0 += K, ++ch) {
+            if (!detail::lanes_halted(to + ch * lay.state_rows() * K, std::min(K, slice.end - b0),
+                                      lay)) {
+              return false;
+            }
+          }
+          return true;
+        });
+    const auto ran = static_cast<std::size_t>(tape.steps);
+    if (tape.states.size() < ran + 1) tape.states.resize(ran + 1);
+    tape.states[0] = initial;
+    if (ran == 0) return;
+    soft_state<S>& last = tape.states[ran];
+    last.registers.resize(initial.batch(), initial.registers.cols());
+    last.memory.resize(initial.batch(), initial.memory.cols());
+    last.counter.resize(initial.batch(), initial.counter.cols());
+    last.halted.resize(initial.halted.size());
+    const index B = initial.batch();
+    for (index b0 = 0, ch = 0; b0 < B; b0 += K, ++ch) {
+      detail::store_lanes(last, record.states[ran].data() + ch * lay.state_rows() * K, b0,
+                          std::min(K, B - b0), lay);
+    }
+  }
+
+  /// unroll_backward on the lane path: each slice runs its chunks back through the steps; a
+  /// shared program's gradient is collected per slice and summed at the end.
+  void unroll_backward_lanes(machine_gradients<S>& grads, const machine_tape<S>& tape,
+                             const soft_state<S>& dfinal, bool program_gradients) const {
+    static constexpr index K = detail::chunk_lanes;
+    const detail::lane_layout lay(shape_, layout_);
+    auto& record = tape.lanes;
+    const std::int64_t steps = tape.steps;
+    if (steps == 0) {
+      grads.initial.registers += dfinal.registers;
+      grads.initial.memory += dfinal.memory;
+      grads.initial.counter += dfinal.counter;
+      return;
+    }
+    const auto& programs = tape.programs;
+    const matrix<S>& P = programs.of(0);
+    const index fields = layout_.imm() + shape_.n;
+    record.fields_transposed = P.leftCols(fields).transpose();
+    const auto slices = make_lane_slices(programs.batch, steps);
+    const auto count = slices.size();
+    record.d_states.resize(count);
+    record.scratch.resize(count);
+    record.grads.resize(count);
+    auto& d_packed = tape.workspace.d_packed;
+    d_packed.resize(program_gradients ? count : 0);
+    for (auto& d : d_packed) d.setZero(shape_.lines, layout_.width());
+    const auto backward_slice = [&](index k) {
+      const auto slot = static_cast<std::size_t>(k);
+      const index begin = slices[slot].begin, end = slices[slot].end;
+      auto& d = record.d_states[slot];
+      d.resize(static_cast<std::size_t>(2 * lay.state_rows() * K));
+      record.scratch[slot].resize(static_cast<std::size_t>(detail::lane_backward_rows(lay) * K));
+      detail::lane_program_grads<S>* collected = nullptr;
+      if (program_gradients) {
+        collected = &record.grads[slot];
+        collected->reset(lay, fields);
+      }
+      S* d_buffers[2] = {d.data(), d.data() + lay.state_rows() * K};
+      for (index b0 = begin, ch = b0 / K; b0 < end; b0 += K, ++ch) {
+        const index rows = std::min(K, end - b0);
+        detail::load_lanes(d_buffers[0], dfinal, b0, rows, lay);
+        for (std::int64_t i = 0; i < steps; ++i) {
+          const auto t = static_cast<std::size_t>(steps - 1 - i);
+          if (collected != nullptr && collected->used == collected->capacity_blocks) {
+            collected->flush(d_packed[slot], layout_);
+          }
+          detail::lane_step_backward(
+              d_buffers[(i + 1) % 2], d_buffers[i % 2],
+              record.caches[t].data() + ch * lay.cache_rows() * K,
+              record.states[t].data() + ch * lay.state_rows() * K, P, record.fields_transposed,
+              programs.control[0], programs.a_transposed[0], programs.imm_transposed[0], layout_,
+              *alu_.table(), lay, record.scratch[slot].data(), collected);
+        }
+        detail::add_lanes(grads.initial, d_buffers[steps % 2], b0, rows, lay);
+      }
+      if (collected != nullptr) collected->finish(d_packed[slot], layout_);
+    };
+    ncl::detail::parallel_for(static_cast<index>(count), threaded_ && count > 1, backward_slice);
+    if (!program_gradients) return;
+    for (std::size_t k = 1; k < d_packed.size(); ++k) d_packed[0] += d_packed[k];
+    detail::unpack_add(grads.programs[0], d_packed[0], layout_);
+  }
+
+  /// make_slices for the lane path: whole chunks of 16 elements per slice (chunk ch is batch
+  /// rows [16 ch, 16 ch + 16)), so a chunk's lanes never depend on how the batch was split.
+  std::vector<detail::batch_slice<S>> make_lane_slices(index batch, std::int64_t steps) const {
+    static constexpr index K = detail::chunk_lanes;
+    const index chunks = (batch + K - 1) / K;
+    const auto count = std::min<index>(static_cast<index>(make_slices(batch, steps).size()), chunks);
+    std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
+    for (index k = 0; k < count; ++k) {
+      auto& slice = slices[static_cast<std::size_t>(k)];
+      slice.id = k;
+      slice.begin = K * (chunks * k / count);
+      slice.end = std::min(batch, K * (chunks * (k + 1) / count));
+    }
+    return slices;
+  }
+
+  bool uses_lanes(const detail::packed_programs<S>& programs) const {
+    return lane_path_ && control_ == control_mode::per_line && alu_.table() != nullptr &&
+           programs.shared();
+  }
+
+  /// run() on the lane path: each slice's chunks of 16 elements are loaded into lanes at
+  /// its first step and stored back after the last.
+  std::int64_t run_lanes(soft_state<S>& state, const detail::packed_programs<S>& programs,
+                         std::vector<detail::batch_slice<S>>& slices, std::int64_t steps) const {
+    static constexpr index K = detail::chunk_lanes;
+    const detail::lane_layout lay(shape_, layout_);
+    struct slice_lanes {
+      index chunks = 0;
+      detail::lane_buffer<S> states[2], cache;
+    };
+    // Kept by the calling thread between runs: no fresh pages to fault in at every run.
+    // (The lambdas below run on other threads: they reach it through this reference, since a
+    // thread_local named in a lambda would be the running thread's own.)
+    thread_local std::vector<slice_lanes> kept;
+    std::vector<slice_lanes>& work = kept;
+    if (work.size() < slices.size()) work.resize(slices.size());
+    const auto count_in = [](const detail::batch_slice<S>& slice, index chunk) {
+      return std::min(K, slice.rows() - chunk * K);
+    };
+    const std::int64_t done = for_each_step(
+        slices, steps, [](std::int64_t) {},
+        [&](std::int64_t t, detail::batch_slice<S>& slice) {
+          auto& w = work[static_cast<std::size_t>(slice.id)];
+          if (t == 0) {
+            w.chunks = (slice.rows() + K - 1) / K;
+            for (auto& b : w.states) b.resize(w.chunks * lay.state_rows() * K);
+            w.cache.resize(lay.cache_rows() * K);
+            for (index ch = 0; ch < w.chunks; ++ch) {
+              detail::load_lanes(w.states[0].data() + ch * lay.state_rows() * K, state,
+                                 slice.begin + ch * K, count_in(slice, ch), lay);
+            }
+          }
+          const S* from = w.states[t % 2].data();
+          S* to = w.states[(t + 1) % 2].data();
+          for (index ch = 0; ch < w.chunks; ++ch) {
+            const index offset = ch * lay.state_rows() * K;
+            detail::lane_step_forward(to + offset, w.cache.data(), from + offset,
+                                      programs.of(0), programs.control[0],
+                                      programs.a_transposed[0], layout_, *alu_.table(), lay);
+          }
+        },
+        [&](std::int64_t t, const detail::batch_slice<S>& slice) {
+          const auto& w = work[static_cast<std::size_t>(slice.id)];
+          const S* to = w.states[(t + 1) % 2].data();
+          for (index ch = 0; ch < w.chunks; ++ch) {
+            if (!detail::lanes_halted(to + ch * lay.state_rows() * K, count_in(slice, ch), lay)) {
+              return false;
+            }
+          }
+          return true;
+        });
+    for (const auto& slice : slices) {
+      const auto& w = work[static_cast<std::size_t>(slice.id)];
+      for (index ch = 0; ch < w.chunks; ++ch) {
+        detail::store_lanes(state, w.states[done % 2].data() + ch * lay.state_rows() * K,
+                            slice.begin + ch * K, count_in(slice, ch), lay);
+      }
+    }
+    return done;
+  }
+
   void prepare_forward(soft_state<S>& next, step_cache<S>& cache, index batch) const;
   void step_forward(soft_state<S>& next, step_cache<S>& cache, const soft_state<S>& state,
                     const detail::packed_programs<S>& programs,
@@ -456,6 +673,7 @@ class soft_interpreter {
   detail::program_layout layout_;
   index slices_ = 0;
   bool threaded_ = true;
+  bool lane_path_ = true;
 };
 
 }  // namespace ncl::machine

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include <Eigen/Core>
 
 #include "ncl/alu/opcode.hpp"
 #include "ncl/core/tensor.hpp"
@@ -32,6 +35,28 @@ inline constexpr alu::opcode value_ops[] = {
     alu::opcode::ADD, alu::opcode::SUB, alu::opcode::MUL, alu::opcode::DIV,
     alu::opcode::MOD, alu::opcode::MIN, alu::opcode::MAX, alu::opcode::EQ,
     alu::opcode::LT,  alu::opcode::READ, alu::opcode::STORE, alu::opcode::CALL};
+
+inline constexpr index col_set = column(alu::opcode::SET);
+inline constexpr index col_mov = column(alu::opcode::MOV);
+inline constexpr index col_inc = column(alu::opcode::INC);
+inline constexpr index col_dec = column(alu::opcode::DEC);
+inline constexpr index col_read = column(alu::opcode::READ);
+inline constexpr index col_store = column(alu::opcode::STORE);
+inline constexpr index col_write = column(alu::opcode::WRITE);
+inline constexpr index col_halt = column(alu::opcode::HALT);
+inline constexpr index col_jmp = column(alu::opcode::JMP);
+inline constexpr index col_jz = column(alu::opcode::JZ);
+inline constexpr index col_jnz = column(alu::opcode::JNZ);
+inline constexpr index col_jr = column(alu::opcode::JR);
+inline constexpr index col_call = column(alu::opcode::CALL);
+
+/// w = sum of f over the value ops: the probability that this step writes a register.
+template <class S>
+S write_mass(const S* f) {
+  S w = S(0);
+  for (alu::opcode op : value_ops) w += f[column(op)];
+  return w;
+}
 
 /// One line of a packed program is its five fields side by side, so the fetch of ISA.md
 /// step 1 is the counter's mixture of the lines of P (L, W): f | d | alpha | beta | k.
@@ -134,6 +159,135 @@ void unpack_add(soft_program<S>& program, const matrix<S>& packed, const program
   program.imm += packed.middleCols(layout.imm(), layout.n);
 }
 
+/// Elements per chunk: the table ALU's lane count.
+inline constexpr index chunk_lanes = 16;
+
+template <class S>
+struct lane_kit {
+  static constexpr index K = chunk_lanes;
+  using array = Eigen::Array<S, K, 1>;
+  static Eigen::Map<const array> at(const S* p, index r) {
+    return Eigen::Map<const array>(p + r * K);
+  }
+  static Eigen::Map<array> at(S* p, index r) { return Eigen::Map<array>(p + r * K); }
+};
+
+/// Row offsets of a chunk's state and cache buffers.
+struct lane_layout {
+  index n = 0, R = 0, M = 0, L = 0, W = 0;
+  // state
+  index registers() const { return 0; }
+  index memory() const { return R * n; }
+  index counter() const { return (R + M) * n; }
+  index halted() const { return counter() + L; }
+  index state_rows() const { return halted() + 1; }
+  // cache
+  index fetched() const { return 0; }
+  index u() const { return W; }
+  index v() const { return u() + n; }
+  index o() const { return v() + n; }
+  index address() const { return o() + n; }
+  index read() const { return address() + M; }
+  index zero_test() const { return read() + n; }
+  index target() const { return zero_test() + L; }
+  index jump_weight() const { return target() + L; }
+  index jump_registers() const { return jump_weight() + L; }
+  index values() const { return jump_registers() + R; }
+  index cache_rows() const { return values() + n; }
+
+  lane_layout() = default;
+  lane_layout(const machine_shape& shape, const program_layout& program)
+      : n(shape.n), R(shape.registers), M(shape.memory), L(shape.lines), W(program.width()) {}
+};
+
+/// Lane buffer storage, aligned for whole-vector loads; resizing to a size it has held
+/// keeps its memory.
+template <class S>
+using lane_buffer = std::vector<S, Eigen::aligned_allocator<S>>;
+
+/// The program's gradient from the lane path's backward: the sums over elements (lanes) and
+/// steps of outer products, collected column block by column block (16 lanes of one chunk
+/// step each) and multiplied out as few large products:
+///   fetch        dP[l, :W']  += sum c_l dF          (W' = the fields' width)
+///   jump target  dP[l, imm]  += sum target_l dvalues
+///   JR and z     dP[l, a]    += sum jumping_l djr + dz_l R0
+/// and the per-line sums of the control ops' gradients, kept in lanes (5 L rows) until the
+/// end. One per batch slice, so threads never share one.
+template <class S>
+struct lane_program_grads {
+  static constexpr index K = chunk_lanes;
+  static constexpr index capacity_blocks = 32;  // chunk steps per flush
+  index L = 0, fields = 0, n = 0, R = 0, used = 0;
+  lane_buffer<S> c, dF, target, dvalues, jumping, djr, dz, r0, line_sums;
+
+  void reset(const lane_layout& lay, index field_width) {
+    L = lay.L;
+    fields = field_width;
+    n = lay.n;
+    R = lay.R;
+    used = 0;
+    const auto cap = static_cast<std::size_t>(capacity_blocks * K);
+    c.resize(static_cast<std::size_t>(L) * cap);
+    dF.resize(static_cast<std::size_t>(fields) * cap);
+    target.resize(static_cast<std::size_t>(L) * cap);
+    dvalues.resize(static_cast<std::size_t>(n) * cap);
+    jumping.resize(static_cast<std::size_t>(L) * cap);
+    djr.resize(static_cast<std::size_t>(R) * cap);
+    dz.resize(static_cast<std::size_t>(L) * cap);
+    r0.resize(static_cast<std::size_t>(R) * cap);
+    line_sums.assign(static_cast<std::size_t>(5 * L * K), S(0));
+  }
+  /// Appends rows (count rows, `stride` lane rows apart) of one chunk step to buffer.
+  void put(lane_buffer<S>& buffer, const S* rows, index stride, index count) {
+    const index cap = capacity_blocks * K;
+    for (index r = 0; r < count; ++r) {
+      std::copy(rows + r * stride * K, rows + r * stride * K + K,
+                buffer.data() + r * cap + used * K);
+    }
+  }
+  /// dP (L, W) += the collected products; empties the buffers.
+  void flush(matrix<S>& dP, const program_layout& program) {
+    if (used == 0) return;
+    using rows_map = Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                                0, Eigen::OuterStride<>>;
+    const index cap = capacity_blocks * K, cols = used * K;
+    auto map = [&](const lane_buffer<S>& b, index rows) {
+      return rows_map(b.data(), rows, cols, Eigen::OuterStride<>(cap));
+    };
+    dP.leftCols(fields).noalias() += map(c, L) * map(dF, fields).transpose();
+    dP.middleCols(program.imm(), n).noalias() += map(target, L) * map(dvalues, n).transpose();
+    dP.middleCols(program.a(), R).noalias() += map(jumping, L) * map(djr, R).transpose();
+    dP.middleCols(program.a(), R).noalias() += map(dz, L) * map(r0, R).transpose();
+    used = 0;
+  }
+  /// flush, then the per-line sums: d g_HALT, g_JR, g_JMP (= g_CALL), g_JZ, g_JNZ.
+  void finish(matrix<S>& dP, const program_layout& program) {
+    flush(dP, program);
+    static constexpr index columns[5] = {col_halt, col_jr, col_jmp, col_jz, col_jnz};
+    for (index q = 0; q < 5; ++q) {
+      for (index l = 0; l < L; ++l) {
+        const S total = lane_kit<S>::at(line_sums.data(), q * L + l).sum();
+        dP(l, program.op() + columns[q]) += total;
+        if (columns[q] == col_jmp) dP(l, program.op() + col_call) += total;
+      }
+    }
+  }
+};
+
+/// What the lane path's unroll keeps (interpreter_lanes.hpp): per step every chunk's state
+/// and cache in lanes (chunk ch: batch rows [16 ch, 16 ch + 16)), and the backward's scratch
+/// per slice.
+template <class S>
+struct lane_record {
+  bool used = false;                      // the last unroll_forward took the lane path
+  index chunks = 0;
+  std::vector<lane_buffer<S>> states;     // per step t <= T: chunks x state rows x 16
+  std::vector<lane_buffer<S>> caches;     // per step t < T: chunks x cache rows x 16
+  matrix<S> fields_transposed;            // the shared program's fields (W', L)
+  std::vector<lane_buffer<S>> d_states, scratch;  // per slice
+  std::vector<lane_program_grads<S>> grads;       // per slice
+};
+
 }  // namespace detail
 
 /// What one step's backward needs besides the state before the step (ISA.md steps 1-5).
@@ -189,6 +343,7 @@ struct machine_tape {
   // Scratch for unroll_backward, kept so a reused tape does not reallocate.
   mutable backward_workspace<S> workspace;
   mutable soft_state<S> d_next, d_state;
+  mutable detail::lane_record<S> lanes;  // the lane path's record and scratch
 
   const soft_state<S>& initial_state() const { return states.front(); }
   const soft_state<S>& final_state() const { return states[static_cast<std::size_t>(steps)]; }

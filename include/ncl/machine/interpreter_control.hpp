@@ -21,13 +21,6 @@
 
 namespace ncl::machine::detail {
 
-inline constexpr index col_halt = column(alu::opcode::HALT);
-inline constexpr index col_jmp = column(alu::opcode::JMP);
-inline constexpr index col_jz = column(alu::opcode::JZ);
-inline constexpr index col_jnz = column(alu::opcode::JNZ);
-inline constexpr index col_jr = column(alu::opcode::JR);
-inline constexpr index col_call = column(alu::opcode::CALL);
-
 /// The scalars of one line's (or the mixture's) control: s weights lines(k), q weights e_{l+1}.
 template <class S>
 struct control_weights {

@@ -8,22 +8,6 @@ namespace ncl::machine {
 
 namespace detail {
 
-inline constexpr index col_set = column(alu::opcode::SET);
-inline constexpr index col_mov = column(alu::opcode::MOV);
-inline constexpr index col_inc = column(alu::opcode::INC);
-inline constexpr index col_dec = column(alu::opcode::DEC);
-inline constexpr index col_read = column(alu::opcode::READ);
-inline constexpr index col_store = column(alu::opcode::STORE);
-inline constexpr index col_write = column(alu::opcode::WRITE);
-
-/// w = sum of f over the value ops: the probability that this step writes a register.
-template <class S>
-S write_mass(const S* f) {
-  S w = S(0);
-  for (alu::opcode op : value_ops) w += f[column(op)];
-  return w;
-}
-
 /// o (n) += the value ops of ISA.md step 3 that the ALU does not compute: SET k, MOV u,
 /// INC/DEC u shifted, READ, STORE val(c), CALL val(inc(c)) (c over L <= n lines).
 template <class S>

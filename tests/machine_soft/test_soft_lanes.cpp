@@ -1,0 +1,141 @@
+// The machine's 16-lane path (interpreter_lanes.hpp) against its per-element step: the same
+// states after run, on dense random soft programs and states, in double and float, for
+// batches that fill chunks, leave partial chunks and split into threaded slices, and for
+// shapes with M < n, M = n, L < n.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <span>
+#include <vector>
+
+#include "soft_test_util.hpp"
+
+namespace {
+
+using ncl::machine::machine_shape;
+using ncl::machine::soft_program;
+using ncl::machine::soft_state;
+
+template <class S>
+void random_rows(ncl::matrix<S>& m, ncl::index rows, ncl::index cols, ncl::rng& random) {
+  m.resize(rows, cols);
+  for (ncl::index r = 0; r < rows; ++r) {
+    S total = 0;
+    for (ncl::index c = 0; c < cols; ++c) total += m(r, c) = S(std::exp(1.5 * random.normal()));
+    m.row(r) /= total;
+  }
+}
+
+template <class S>
+soft_program<S> random_soft_program(const machine_shape& shape, ncl::rng& random) {
+  soft_program<S> p;
+  random_rows(p.op, shape.lines, 23, random);
+  random_rows(p.dst, shape.lines, shape.registers, random);
+  random_rows(p.a, shape.lines, shape.registers, random);
+  random_rows(p.b, shape.lines, shape.registers, random);
+  random_rows(p.imm, shape.lines, shape.n, random);
+  return p;
+}
+
+template <class S>
+soft_state<S> random_soft_state(const machine_shape& shape, ncl::index batch, ncl::rng& random) {
+  auto s = ncl::machine::initial_state<S>(shape, batch);
+  ncl::matrix<S> rows;
+  random_rows(rows, batch * shape.registers, shape.n, random);
+  s.registers = Eigen::Map<ncl::matrix<S>>(rows.data(), batch, shape.registers * shape.n);
+  random_rows(rows, batch * shape.memory, shape.n, random);
+  s.memory = Eigen::Map<ncl::matrix<S>>(rows.data(), batch, shape.memory * shape.n);
+  random_rows(s.counter, batch, shape.lines, random);
+  for (auto& h : s.halted) h = S(random.uniform());
+  return s;
+}
+
+template <class S>
+double max_difference(const soft_state<S>& x, const soft_state<S>& y) {
+  double worst = (x.registers - y.registers).cwiseAbs().maxCoeff();
+  worst = std::max<double>(worst, (x.memory - y.memory).cwiseAbs().maxCoeff());
+  worst = std::max<double>(worst, (x.counter - y.counter).cwiseAbs().maxCoeff());
+  for (std::size_t b = 0; b < x.halted.size(); ++b) {
+    worst = std::max<double>(worst, std::abs(x.halted[b] - y.halted[b]));
+  }
+  return worst;
+}
+
+machine_shape shape_of(std::int64_t n, std::int64_t R, std::int64_t M, std::int64_t L) {
+  machine_shape s;
+  s.n = n;
+  s.registers = R;
+  s.memory = M;
+  s.lines = L;
+  return s;
+}
+
+template <class S>
+void check_run(const machine_shape& shape, ncl::index batch, std::int64_t steps, ncl::index slices,
+               double tolerance, std::uint64_t seed) {
+  ncl::rng random(seed);
+  const auto program = random_soft_program<S>(shape, random);
+  const auto initial = random_soft_state<S>(shape, batch, random);
+  ncl::machine::soft_interpreter<S> lanes(shape), elements(shape);
+  elements.set_lane_path(false);
+  lanes.set_slices(slices);
+  auto x = initial, y = initial;
+  const auto ran_lanes = lanes.run(x, program, steps);
+  const auto ran_elements = elements.run(y, program, steps);
+  CHECK(ran_lanes == ran_elements);
+  CHECK(max_difference(x, y) < tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("lane path: run equals the per-element step on random soft programs (double)",
+          "[machine_soft][lanes]") {
+  std::uint64_t seed = 1;
+  for (const auto& shape : {shape_of(8, 4, 8, 8), shape_of(16, 8, 16, 16), shape_of(16, 3, 5, 7),
+                            shape_of(32, 8, 32, 32), shape_of(24, 6, 7, 24)}) {
+    for (ncl::index batch : {1, 5, 16, 17, 40}) {
+      for (ncl::index slices : {1, 2, 3}) {
+        INFO("n " << shape.n << " R " << shape.registers << " M " << shape.memory << " L "
+                  << shape.lines << " B " << batch << " slices " << slices);
+        check_run<double>(shape, batch, 1, slices, 1e-13, seed++);
+        check_run<double>(shape, batch, 9, slices, 1e-12, seed++);
+      }
+    }
+  }
+}
+
+TEST_CASE("lane path: run equals the per-element step in float", "[machine_soft][lanes]") {
+  std::uint64_t seed = 100;
+  for (const auto& shape : {shape_of(16, 8, 16, 16), shape_of(64, 8, 32, 64)}) {
+    for (ncl::index batch : {3, 32}) {
+      INFO("n " << shape.n << " B " << batch);
+      check_run<float>(shape, batch, 16, 2, 2e-5, seed++);
+    }
+  }
+}
+
+TEST_CASE("lane path: one-hot programs run exactly, and halt early as the per-element step",
+          "[machine_soft][lanes]") {
+  // A count-down loop: r0 = k; loop: r0 = r0 - 1 (DEC), JNZ r0 -> loop; HALT.
+  using soft_test::instruction;
+  using ncl::alu::opcode;
+  const auto shape = shape_of(16, 4, 8, 8);
+  const std::vector<instruction> lines = {{opcode::DEC, 0, 0, 0, 0},
+                                          {opcode::JNZ, 0, 0, 0, 0},
+                                          {opcode::HALT, 0, 0, 0, 0}};
+  const auto program = soft_test::one_hot_program<float>(lines, shape);
+  const ncl::index batch = 21;
+  auto initial = ncl::machine::initial_state<float>(shape, batch);
+  for (ncl::index b = 0; b < batch; ++b) ncl::machine::set_register(initial, shape, b, 0, b % 7 + 1);
+  ncl::machine::soft_interpreter<float> lanes(shape), elements(shape);
+  elements.set_lane_path(false);
+  for (ncl::index slices : {1, 2}) {
+    lanes.set_slices(slices);
+    auto x = initial, y = initial;
+    const auto ran = lanes.run(x, program, 40);
+    CHECK(ran == elements.run(y, program, 40));
+    CHECK(ran == 2 * 7 + 1);  // the longest count (7) halts after 15 steps
+    CHECK(max_difference(x, y) == 0.0);
+    CHECK(ncl::machine::all_halted(x));
+  }
+}
