@@ -139,3 +139,116 @@ TEST_CASE("lane path: one-hot programs run exactly, and halt early as the per-el
     CHECK(ncl::machine::all_halted(x));
   }
 }
+
+namespace {
+
+template <class S>
+soft_state<S> random_gradient(const machine_shape& shape, ncl::index batch, ncl::rng& random) {
+  auto d = ncl::machine::zero_state<S>(shape, batch);
+  for (auto* m : {&d.registers, &d.memory, &d.counter}) {
+    for (ncl::index i = 0; i < m->size(); ++i) m->data()[i] = S(random.normal());
+  }
+  for (auto& h : d.halted) h = S(random.normal());
+  return d;
+}
+
+template <class M>
+double relative_difference(const M& x, const M& y) {
+  const double scale = std::max(1.0, double(y.cwiseAbs().maxCoeff()));
+  return double((x - y).cwiseAbs().maxCoeff()) / scale;
+}
+
+/// unroll_forward + unroll_backward on the lane path against the per-element step: the
+/// final state, the program's gradient (or none: frozen) and the initial state's gradient.
+template <class S>
+void check_unroll(const machine_shape& shape, ncl::index batch, std::int64_t steps,
+                  ncl::index slices, bool frozen, double tolerance, std::uint64_t seed) {
+  ncl::rng random(seed);
+  const auto program = random_soft_program<S>(shape, random);
+  const auto initial = random_soft_state<S>(shape, batch, random);
+  const auto dfinal = random_gradient<S>(shape, batch, random);
+  ncl::machine::soft_interpreter<S> lanes(shape), elements(shape);
+  elements.set_lane_path(false);
+  lanes.set_slices(slices);
+  ncl::machine::machine_tape<S> lane_tape, element_tape;
+  lanes.unroll_forward(lane_tape, initial, program, steps);
+  elements.unroll_forward(element_tape, initial, program, steps);
+  REQUIRE(lane_tape.steps == element_tape.steps);
+  CHECK(max_difference(lane_tape.final_state(), element_tape.final_state()) <= tolerance);
+  CHECK(max_difference(lane_tape.initial_state(), initial) == 0.0);
+  const ncl::index programs = frozen ? 0 : 1;
+  auto g_lanes = ncl::machine::machine_gradients<S>::zeros(shape, batch, programs);
+  auto g_elements = ncl::machine::machine_gradients<S>::zeros(shape, batch, programs);
+  lanes.unroll_backward(g_lanes, lane_tape, dfinal);
+  elements.unroll_backward(g_elements, element_tape, dfinal);
+  CHECK(relative_difference(g_lanes.initial.registers, g_elements.initial.registers) <= tolerance);
+  CHECK(relative_difference(g_lanes.initial.memory, g_elements.initial.memory) <= tolerance);
+  CHECK(relative_difference(g_lanes.initial.counter, g_elements.initial.counter) <= tolerance);
+  if (frozen) return;
+  const auto& a = g_lanes.programs[0];
+  const auto& b = g_elements.programs[0];
+  CHECK(relative_difference(a.op, b.op) <= tolerance);
+  CHECK(relative_difference(a.dst, b.dst) <= tolerance);
+  CHECK(relative_difference(a.a, b.a) <= tolerance);
+  CHECK(relative_difference(a.b, b.b) <= tolerance);
+  CHECK(relative_difference(a.imm, b.imm) <= tolerance);
+  CHECK(a.op.cwiseAbs().maxCoeff() > 0);
+}
+
+}  // namespace
+
+TEST_CASE("lane path: unroll_backward equals the per-element step's (double)",
+          "[machine_soft][lanes]") {
+  std::uint64_t seed = 200;
+  for (const auto& shape : {shape_of(8, 4, 8, 8), shape_of(16, 3, 5, 7), shape_of(24, 6, 7, 24)}) {
+    for (ncl::index batch : {1, 16, 17, 40}) {
+      for (ncl::index slices : {1, 3}) {
+        for (bool frozen : {false, true}) {
+          INFO("n " << shape.n << " R " << shape.registers << " M " << shape.memory << " L "
+                    << shape.lines << " B " << batch << " slices " << slices << " frozen "
+                    << frozen);
+          check_unroll<double>(shape, batch, 7, slices, frozen, 1e-11, seed++);
+        }
+      }
+    }
+  }
+  // More chunk steps than one flush of the program-gradient buffers holds (32).
+  check_unroll<double>(shape_of(8, 4, 8, 8), 40, 20, 1, false, 1e-11, seed++);
+  // No steps: the gradient passes through.
+  check_unroll<double>(shape_of(8, 4, 8, 8), 5, 0, 1, true, 0.0, seed++);
+}
+
+TEST_CASE("lane path: unroll_backward in float, as the benchmark runs it", "[machine_soft][lanes]") {
+  check_unroll<float>(shape_of(32, 8, 32, 32), 32, 16, 2, false, 2e-4, 300);
+}
+
+TEST_CASE("lane path: backward after an early stop is backward over the steps run",
+          "[machine_soft][lanes]") {
+  using soft_test::instruction;
+  using ncl::alu::opcode;
+  const auto shape = shape_of(16, 4, 8, 8);
+  const std::vector<instruction> lines = {{opcode::DEC, 0, 0, 0, 0},
+                                          {opcode::JNZ, 0, 0, 0, 0},
+                                          {opcode::HALT, 0, 0, 0, 0}};
+  const auto program = soft_test::one_hot_program<double>(lines, shape);
+  const ncl::index batch = 18;
+  auto initial = ncl::machine::initial_state<double>(shape, batch);
+  for (ncl::index b = 0; b < batch; ++b) ncl::machine::set_register(initial, shape, b, 0, b % 5 + 1);
+  ncl::rng random(5);
+  const auto dfinal = random_gradient<double>(shape, batch, random);
+  ncl::machine::soft_interpreter<double> lanes(shape), elements(shape);
+  elements.set_lane_path(false);
+  ncl::machine::machine_tape<double> lane_tape, element_tape;
+  lanes.unroll_forward(lane_tape, initial, program, 100);
+  elements.unroll_forward(element_tape, initial, program, 100);
+  REQUIRE(lane_tape.steps == 11);  // the longest count (5) halts after 11 steps
+  REQUIRE(element_tape.steps == 11);
+  CHECK(max_difference(lane_tape.final_state(), element_tape.final_state()) == 0.0);
+  auto g_lanes = ncl::machine::machine_gradients<double>::zeros(shape, batch, 1);
+  auto g_elements = ncl::machine::machine_gradients<double>::zeros(shape, batch, 1);
+  lanes.unroll_backward(g_lanes, lane_tape, dfinal);
+  elements.unroll_backward(g_elements, element_tape, dfinal);
+  CHECK(relative_difference(g_lanes.programs[0].op, g_elements.programs[0].op) < 1e-12);
+  CHECK(relative_difference(g_lanes.programs[0].imm, g_elements.programs[0].imm) < 1e-12);
+  CHECK(relative_difference(g_lanes.initial.registers, g_elements.initial.registers) < 1e-12);
+}
