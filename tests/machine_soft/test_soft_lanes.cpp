@@ -137,6 +137,10 @@ TEST_CASE("lane path: one-hot programs run exactly, and halt early as the per-el
     CHECK(ran == 2 * 7 + 1);  // the longest count (7) halts after 15 steps
     CHECK(max_difference(x, y) == 0.0);
     CHECK(ncl::machine::all_halted(x));
+    // No step: the state stays as it is (the lanes kept from the run above are not used).
+    auto z = initial;
+    CHECK(lanes.run(z, program, 0) == 0);
+    CHECK(max_difference(z, initial) == 0.0);
   }
 }
 

@@ -15,8 +15,16 @@
 // element; the ALU (alu.hpp) runs once per batch slice; control (step 5) is
 // interpreter_control.hpp. Backward is the forward read in reverse, and adds into its
 // buffers. The batch elements are independent through time, so a threaded unroll is one
-// OpenMP region: each thread runs its slice through every step (forward meets at one barrier
-// per step to agree on the early stop; backward does not meet at all).
+// OpenMP region: each thread runs its slice through every step (forward meets only where
+// every element of a thread's slice has halted, to agree on the early stop; backward does
+// not meet at all).
+//
+// The lane path (interpreter_lanes.hpp) is the same step on chunks of 16 elements held
+// batch-innermost, so each term is one multiply-add across the 16 elements. It serves the
+// common case (per-line control, the table ALU, one program shared by the batch) with the
+// same arithmetic; bench_machine's _no_lanes rows measure what it saves (README). The per-element step serves the rest
+// (mean-field control, the dense and circuit ALUs, one program per element), and
+// set_lane_path(false) selects it for comparison.
 #pragma once
 
 #include <algorithm>
@@ -612,6 +620,7 @@ class soft_interpreter {
     thread_local std::vector<slice_lanes> kept;
     std::vector<slice_lanes>& work = kept;
     if (work.size() < slices.size()) work.resize(slices.size());
+    for (auto& w : work) w.chunks = 0;  // loaded at step 0: none when no step runs
     const auto count_in = [](const detail::batch_slice<S>& slice, index chunk) {
       return std::min(K, slice.rows() - chunk * K);
     };
