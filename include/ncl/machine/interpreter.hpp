@@ -477,6 +477,13 @@ class soft_interpreter {
     if (record.caches.size() < count) record.caches.resize(count);
     record.states[0].resize(state_size);
     const auto& programs = tape.programs;
+    // The final state, stored by each slice where the run can end (kept in the record, so a
+    // reused tape swaps buffers rather than allocating).
+    soft_state<S>& last = record.last;
+    last.registers.resize(initial.batch(), initial.registers.cols());
+    last.memory.resize(initial.batch(), initial.memory.cols());
+    last.counter.resize(initial.batch(), initial.counter.cols());
+    last.halted.resize(initial.halted.size());
     tape.steps = for_each_step(
         slices, steps,
         [&](std::int64_t t) {
@@ -496,28 +503,23 @@ class soft_interpreter {
         },
         [&](std::int64_t t, const detail::batch_slice<S>& slice) {
           const S* to = record.states[static_cast<std::size_t>(t) + 1].data();
-          for (index b0 = slice.begin, ch = b0 / K; b0 < slice.end; b0 += K, ++ch) {
-            if (!detail::lanes_halted(to + ch * lay.state_rows() * K, std::min(K, slice.end - b0),
-                                      lay)) {
-              return false;
+          bool halted = true;
+          for (index b0 = slice.begin; b0 < slice.end && halted; b0 += K) {
+            halted = detail::lanes_halted(to + b0 / K * lay.state_rows() * K,
+                                          std::min(K, slice.end - b0), lay);
+          }
+          if (halted || t + 1 == steps) {  // where the run can end: the final state (run's)
+            for (index b0 = slice.begin; b0 < slice.end; b0 += K) {
+              detail::store_lanes(last, to + b0 / K * lay.state_rows() * K, b0,
+                                  std::min(K, slice.end - b0), lay);
             }
           }
-          return true;
+          return halted;
         });
     const auto ran = static_cast<std::size_t>(tape.steps);
     if (tape.states.size() < ran + 1) tape.states.resize(ran + 1);
     tape.states[0] = initial;
-    if (ran == 0) return;
-    soft_state<S>& last = tape.states[ran];
-    last.registers.resize(initial.batch(), initial.registers.cols());
-    last.memory.resize(initial.batch(), initial.memory.cols());
-    last.counter.resize(initial.batch(), initial.counter.cols());
-    last.halted.resize(initial.halted.size());
-    const index B = initial.batch();
-    for (index b0 = 0, ch = 0; b0 < B; b0 += K, ++ch) {
-      detail::store_lanes(last, record.states[ran].data() + ch * lay.state_rows() * K, b0,
-                          std::min(K, B - b0), lay);
-    }
+    if (ran > 0) std::swap(tape.states[ran], last);
   }
 
   /// unroll_backward on the lane path: each slice runs its chunks back through the steps; a
@@ -649,20 +651,20 @@ class soft_interpreter {
         [&](std::int64_t t, const detail::batch_slice<S>& slice) {
           const auto& w = work[static_cast<std::size_t>(slice.id)];
           const S* to = w.states[(t + 1) % 2].data();
-          for (index ch = 0; ch < w.chunks; ++ch) {
-            if (!detail::lanes_halted(to + ch * lay.state_rows() * K, count_in(slice, ch), lay)) {
-              return false;
+          bool halted = true;
+          for (index ch = 0; ch < w.chunks && halted; ++ch) {
+            halted = detail::lanes_halted(to + ch * lay.state_rows() * K, count_in(slice, ch), lay);
+          }
+          // The run can end only after a step at which this slice has halted (or the last):
+          // store its state back there, on its own thread.
+          if (halted || t + 1 == steps) {
+            for (index ch = 0; ch < w.chunks; ++ch) {
+              detail::store_lanes(state, to + ch * lay.state_rows() * K, slice.begin + ch * K,
+                                  count_in(slice, ch), lay);
             }
           }
-          return true;
+          return halted;
         });
-    for (const auto& slice : slices) {
-      const auto& w = work[static_cast<std::size_t>(slice.id)];
-      for (index ch = 0; ch < w.chunks; ++ch) {
-        detail::store_lanes(state, w.states[done % 2].data() + ch * lay.state_rows() * K,
-                            slice.begin + ch * K, count_in(slice, ch), lay);
-      }
-    }
     return done;
   }
 

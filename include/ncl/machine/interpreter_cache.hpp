@@ -283,6 +283,7 @@ struct lane_record {
   index chunks = 0;
   std::vector<lane_buffer<S>> states;     // per step t <= T: chunks x state rows x 16
   std::vector<lane_buffer<S>> caches;     // per step t < T: chunks x cache rows x 16
+  soft_state<S> last;                     // the final state, before it moves into the tape
   matrix<S> fields_transposed;            // the shared program's fields (W', L)
   std::vector<lane_buffer<S>> d_states, scratch;  // per slice
   std::vector<lane_program_grads<S>> grads;       // per slice

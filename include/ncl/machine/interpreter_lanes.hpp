@@ -87,6 +87,77 @@ void lanes_by_lanes(S* out, const S* w, const S* X, index stride, index count, i
   }
 }
 
+/// The three mixtures of the registers one step needs, in one pass over them:
+/// u = sum_r a_r regs[r], v = sum_r b_r regs[r], values += sum_r jr_r regs[r] (a, b, jr
+/// lane rows, regs (R n) lane rows).
+template <class S>
+void lane_register_mixtures(S* u, S* v, S* values, const S* a, const S* b, const S* jr,
+                            const S* regs, index R, index n) {
+  using kit = lane_kit<S>;
+  using array = typename kit::array;
+  constexpr index block = sizeof(S) == 4 ? 8 : 4;  // 3 block accumulators in vector registers
+  for (index j0 = 0; j0 < n; j0 += block) {
+    const index width = std::min(block, n - j0);
+    array au[block], av[block], aj[block];
+    for (index t = 0; t < width; ++t) {
+      au[t].setZero();
+      av[t].setZero();
+      aj[t] = kit::at(values, j0 + t);
+    }
+    for (index r = 0; r < R; ++r) {
+      const array wa = kit::at(a, r), wb = kit::at(b, r), wj = kit::at(jr, r);
+      const S* row = regs + (r * n + j0) * kit::K;
+      if (width == block) {
+        for (index t = 0; t < block; ++t) {
+          const array x = kit::at(row, t);
+          au[t] += wa * x;
+          av[t] += wb * x;
+          aj[t] += wj * x;
+        }
+      } else {
+        for (index t = 0; t < width; ++t) {
+          const array x = kit::at(row, t);
+          au[t] += wa * x;
+          av[t] += wb * x;
+          aj[t] += wj * x;
+        }
+      }
+    }
+    for (index t = 0; t < width; ++t) {
+      kit::at(u, j0 + t) = au[t];
+      kit::at(v, j0 + t) = av[t];
+      kit::at(values, j0 + t) = aj[t];
+    }
+  }
+}
+
+/// Step 4 on values [j0, j0 + width) (width <= block) of every cell: read = sum_m e_m mem[m],
+/// next[m] = (1 - p e_m) mem[m] + p e_m v, with the read's sums and v in vector registers.
+template <index block, class S>
+void lane_memory_block(S* read, S* next_mem, const S* mem, const S* e,
+                       const typename lane_kit<S>::array& p, const S* v, index j0, index width,
+                       index M, index n) {
+  using kit = lane_kit<S>;
+  using array = typename kit::array;
+  array acc[block], vj[block];
+  const index count = block == 8 ? block : std::min(block, width);  // 8: a whole block
+  for (index t = 0; t < count; ++t) {
+    acc[t].setZero();
+    vj[t] = kit::at(v, j0 + t);
+  }
+  for (index m = 0; m < M; ++m) {
+    const array em = kit::at(e, m);
+    const array put = p * em, keep = S(1) - put;
+    const index row = m * n + j0;
+    for (index t = 0; t < count; ++t) {
+      const array x = kit::at(mem, row + t);
+      acc[t] += em * x;
+      kit::at(next_mem, row + t) = keep * x + put * vj[t];
+    }
+  }
+  for (index t = 0; t < count; ++t) kit::at(read, j0 + t) = acc[t];
+}
+
 /// One ISA step on a chunk of 16 elements (per-line control, the table ALU, the shared
 /// packed program P with its control rows G (6, L) and a^T (R, L)): next = step(state),
 /// cache = what backward needs.
@@ -108,11 +179,43 @@ void lane_step_forward(S* next, S* cache, const S* state, const matrix<S>& P,
   S* read = cache + lay.read() * kit::K;
   auto f = [&](index col) { return kit::at(F, program.op() + col); };
 
+  S* z = cache + lay.zero_test() * kit::K;
+  S* target = cache + lay.target() * kit::K;
+  S* jumping = cache + lay.jump_weight() * kit::K;
+  S* jump_registers = cache + lay.jump_registers() * kit::K;
+  S* values = cache + lay.values() * kit::K;
+  S* next_c = next + lay.counter() * kit::K;
+  // Step 5's per-line weights first (interpreter_control.hpp): they need only the counter
+  // and the registers, so the registers' three mixtures below share one pass.
+  // z_l = sum_r a[l]_r R[r][0].
+  lanes_by_scalars<false>(z, regs, n, a_t.data(), L, R, L);
+  {
+    const S* jump = G.data() + row_jump * L;
+    const S* jz = G.data() + row_jz * L;
+    const S* jnz = G.data() + row_jnz * L;
+    const S* rest = G.data() + row_rest * L;
+    const S* jr = G.data() + row_jr * L;
+    const S* halt = G.data() + row_halt * L;
+    array moved_before;  // c_{l-1} q_{l-1}, moved to line l
+    for (index l = 0; l < L; ++l) {
+      const array cl = kit::at(c, l), zl = kit::at(z, l);
+      kit::at(target, l) = cl * (jump[l] + jz[l] * zl + jnz[l] * (S(1) - zl));
+      kit::at(jumping, l) = cl * jr[l];
+      const array moved = cl * (jz[l] * (S(1) - zl) + jnz[l] * zl + rest[l]);
+      if (l > 0) kit::at(next_c, l) = cl * halt[l] + moved_before;
+      moved_before = moved;
+    }
+    kit::at(next_c, 0) = kit::at(c, 0) * halt[0] + moved_before;
+  }
+  // The values jumped to: sum_l target_l imm[l], and below + sum_r (sum_l jumping_l a[l]_r) R[r].
+  lanes_by_scalars<false>(values, target, 1, P.data() + program.imm(), W, L, n);
+  lanes_by_scalars<false>(jump_registers, jumping, 1, P.data() + program.a(), W, L, R);
+
   // Step 1: fetch, F = sum_l c_l P[l].
   lanes_by_scalars<false>(F, c, 1, P.data(), W, L, program.imm() + n);  // not the padding
-  // Step 2: operands.
-  lanes_by_lanes<false>(u, F + program.a() * kit::K, regs, n, R, n);
-  lanes_by_lanes<false>(v, F + program.b() * kit::K, regs, n, R, n);
+  // Step 2: operands u, v (and JR's values).
+  lane_register_mixtures(u, v, values, F + program.a() * kit::K, F + program.b() * kit::K,
+                         jump_registers, regs, R, n);
   // Step 3: the table ALU's ops, then the other value ops.
   table.forward_lanes(o, F + (program.op() + table_op_offset) * kit::K, u, v);
   // addr(u): value j addresses cell j mod M.
@@ -124,25 +227,11 @@ void lane_step_forward(S* next, S* cache, const S* state, const matrix<S>& P,
   {
     S* next_mem = next + lay.memory() * kit::K;
     const array p = f(col_write);
-    constexpr index block = 8;
-    for (index j0 = 0; j0 < n; j0 += block) {
-      const index width = std::min(block, n - j0);
-      array acc[block], vj[block];
-      for (index t = 0; t < width; ++t) {
-        acc[t].setZero();
-        vj[t] = kit::at(v, j0 + t);
-      }
-      for (index m = 0; m < M; ++m) {
-        const array em = kit::at(e, m);
-        const array put = p * em, keep = S(1) - put;
-        for (index t = 0; t < width; ++t) {
-          const array x = kit::at(mem, m * n + j0 + t);
-          acc[t] += em * x;
-          kit::at(next_mem, m * n + j0 + t) = keep * x + put * vj[t];
-        }
-      }
-      for (index t = 0; t < width; ++t) kit::at(read, j0 + t) = acc[t];
+    index j0 = 0;
+    for (; j0 + 8 <= n; j0 += 8) {
+      lane_memory_block<8>(read, next_mem, mem, e, p, v, j0, 8, M, n);
     }
+    if (j0 < n) lane_memory_block<7>(read, next_mem, mem, e, p, v, j0, n - j0, M, n);
   }
   {
     const array f_set = f(col_set), f_mov = f(col_mov), f_inc = f(col_inc), f_dec = f(col_dec),
@@ -171,37 +260,8 @@ void lane_step_forward(S* next, S* cache, const S* state, const matrix<S>& P,
   }
   kit::at(next, lay.halted()) = f(col_halt);  // step 6
 
-  // Step 5, per line (interpreter_control.hpp): z_l = sum_r a[l]_r R[r][0].
-  S* z = cache + lay.zero_test() * kit::K;
-  S* target = cache + lay.target() * kit::K;
-  S* jumping = cache + lay.jump_weight() * kit::K;
-  S* jump_registers = cache + lay.jump_registers() * kit::K;
-  S* values = cache + lay.values() * kit::K;
-  S* next_c = next + lay.counter() * kit::K;
-  lanes_by_scalars<false>(z, regs, n, a_t.data(), L, R, L);
-  {
-    const S* jump = G.data() + row_jump * L;
-    const S* jz = G.data() + row_jz * L;
-    const S* jnz = G.data() + row_jnz * L;
-    const S* rest = G.data() + row_rest * L;
-    const S* jr = G.data() + row_jr * L;
-    const S* halt = G.data() + row_halt * L;
-    array moved_before;  // c_{l-1} q_{l-1}, moved to line l
-    for (index l = 0; l < L; ++l) {
-      const array cl = kit::at(c, l), zl = kit::at(z, l);
-      kit::at(target, l) = cl * (jump[l] + jz[l] * zl + jnz[l] * (S(1) - zl));
-      kit::at(jumping, l) = cl * jr[l];
-      const array moved = cl * (jz[l] * (S(1) - zl) + jnz[l] * zl + rest[l]);
-      if (l > 0) kit::at(next_c, l) = cl * halt[l] + moved_before;
-      moved_before = moved;
-    }
-    kit::at(next_c, 0) = kit::at(c, 0) * halt[0] + moved_before;
-  }
-  // The values jumped to: sum_l target_l imm[l] + sum_r (sum_l jumping_l a[l]_r) R[r].
-  lanes_by_scalars<false>(values, target, 1, P.data() + program.imm(), W, L, n);
-  lanes_by_scalars<false>(jump_registers, jumping, 1, P.data() + program.a(), W, L, R);
-  lanes_by_lanes<true>(values, jump_registers, regs, n, R, n);
-  for (index j0 = 0; j0 < n; j0 += L) {  // lines(values): value j goes to line j mod L
+  // Step 5: c' += lines(values): value j goes to line j mod L.
+  for (index j0 = 0; j0 < n; j0 += L) {
     for (index l = 0; l < std::min(L, n - j0); ++l) kit::at(next_c, l) += kit::at(values, j0 + l);
   }
 }
