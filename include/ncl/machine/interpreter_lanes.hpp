@@ -196,7 +196,7 @@ void lane_step_forward(S* next, S* cache, const S* state, const matrix<S>& P,
     const S* rest = G.data() + row_rest * L;
     const S* jr = G.data() + row_jr * L;
     const S* halt = G.data() + row_halt * L;
-    array moved_before;  // c_{l-1} q_{l-1}, moved to line l
+    array moved_before = array::Zero();  // c_{l-1} q_{l-1}, moved to line l
     for (index l = 0; l < L; ++l) {
       const array cl = kit::at(c, l), zl = kit::at(z, l);
       kit::at(target, l) = cl * (jump[l] + jz[l] * zl + jnz[l] * (S(1) - zl));
