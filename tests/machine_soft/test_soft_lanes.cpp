@@ -256,3 +256,24 @@ TEST_CASE("lane path: backward after an early stop is backward over the steps ru
   CHECK(relative_difference(g_lanes.programs[0].imm, g_elements.programs[0].imm) < 1e-12);
   CHECK(relative_difference(g_lanes.initial.registers, g_elements.initial.registers) < 1e-12);
 }
+
+TEST_CASE("lane path: backward on a machine that cannot read the lane tape is a clear error",
+          "[machine_soft][lanes]") {
+  const auto shape = shape_of(8, 4, 8, 8);
+  ncl::rng random(9);
+  const auto program = random_soft_program<double>(shape, random);
+  const auto initial = random_soft_state<double>(shape, 3, random);
+  ncl::machine::soft_interpreter<double> lanes(shape);
+  ncl::machine::machine_tape<double> tape;
+  lanes.unroll_forward(tape, initial, program, 4);
+  const auto dfinal = random_gradient<double>(shape, 3, random);
+  auto grads = ncl::machine::machine_gradients<double>::zeros(shape, 3, 1);
+  const ncl::machine::soft_interpreter<double> dense(shape, ncl::alu::backend::dense_table);
+  CHECK_THROWS_WITH(dense.unroll_backward(grads, tape, dfinal),
+                    Catch::Contains("recorded on the lane path") && Catch::Contains("dense"));
+  const ncl::machine::soft_interpreter<double> mean_field(
+      shape, ncl::alu::backend::table, ncl::machine::control_mode::mean_field);
+  CHECK_THROWS_WITH(mean_field.unroll_backward(grads, tape, dfinal),
+                    Catch::Contains("mean_field control"));
+  CHECK_NOTHROW(lanes.unroll_backward(grads, tape, dfinal));
+}

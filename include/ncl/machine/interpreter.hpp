@@ -241,7 +241,16 @@ class soft_interpreter {
     for (const auto& g : grads.programs) {
       check_program("soft_interpreter::unroll_backward", "grads.programs", g);
     }
-    if (tape.lanes.used) return unroll_backward_lanes(grads, tape, dfinal, program_gradients);
+    if (tape.lanes.used) {
+      if (alu_.table() == nullptr || control_ != control_mode::per_line) {
+        throw value_error(ncl::detail::concat(
+            "soft_interpreter::unroll_backward: the tape was recorded on the lane path (table "
+            "ALU, per-line control); this machine has the ", alu::backend_name(alu_.kind()),
+            " ALU and ", control_mode_name(control_), " control: run backward on the machine "
+            "that ran forward"));
+      }
+      return unroll_backward_lanes(grads, tape, dfinal, program_gradients);
+    }
     auto& ws = tape.workspace;
     auto& slices = ws.slices;
     slices = make_slices(B, tape.steps);
