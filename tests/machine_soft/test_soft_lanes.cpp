@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "soft_test_util.hpp"
@@ -86,6 +87,23 @@ void check_run(const machine_shape& shape, ncl::index batch, std::int64_t steps,
   CHECK(max_difference(x, y) < tolerance);
 }
 
+/// A count-down loop (DEC r0; JNZ r0 -> 0; HALT) from r0 = b % period + 1 for element b: the
+/// longest count, period, halts after 2 period + 1 steps.
+template <class S>
+std::pair<soft_program<S>, soft_state<S>> count_down(const machine_shape& shape, ncl::index batch,
+                                                     ncl::index period) {
+  using soft_test::instruction;
+  using ncl::alu::opcode;
+  const std::vector<instruction> lines = {{opcode::DEC, 0, 0, 0, 0},
+                                          {opcode::JNZ, 0, 0, 0, 0},
+                                          {opcode::HALT, 0, 0, 0, 0}};
+  auto initial = ncl::machine::initial_state<S>(shape, batch);
+  for (ncl::index b = 0; b < batch; ++b) {
+    ncl::machine::set_register(initial, shape, b, 0, b % period + 1);
+  }
+  return {soft_test::one_hot_program<S>(lines, shape), initial};
+}
+
 }  // namespace
 
 TEST_CASE("lane path: run equals the per-element step on random soft programs (double)",
@@ -116,17 +134,8 @@ TEST_CASE("lane path: run equals the per-element step in float", "[machine_soft]
 
 TEST_CASE("lane path: one-hot programs run exactly, and halt early as the per-element step",
           "[machine_soft][lanes]") {
-  // A count-down loop: r0 = k; loop: r0 = r0 - 1 (DEC), JNZ r0 -> loop; HALT.
-  using soft_test::instruction;
-  using ncl::alu::opcode;
   const auto shape = shape_of(16, 4, 8, 8);
-  const std::vector<instruction> lines = {{opcode::DEC, 0, 0, 0, 0},
-                                          {opcode::JNZ, 0, 0, 0, 0},
-                                          {opcode::HALT, 0, 0, 0, 0}};
-  const auto program = soft_test::one_hot_program<float>(lines, shape);
-  const ncl::index batch = 21;
-  auto initial = ncl::machine::initial_state<float>(shape, batch);
-  for (ncl::index b = 0; b < batch; ++b) ncl::machine::set_register(initial, shape, b, 0, b % 7 + 1);
+  const auto [program, initial] = count_down<float>(shape, 21, 7);
   ncl::machine::soft_interpreter<float> lanes(shape), elements(shape);
   elements.set_lane_path(false);
   for (ncl::index slices : {1, 2}) {
@@ -228,16 +237,9 @@ TEST_CASE("lane path: unroll_backward in float, as the benchmark runs it", "[mac
 
 TEST_CASE("lane path: backward after an early stop is backward over the steps run",
           "[machine_soft][lanes]") {
-  using soft_test::instruction;
-  using ncl::alu::opcode;
   const auto shape = shape_of(16, 4, 8, 8);
-  const std::vector<instruction> lines = {{opcode::DEC, 0, 0, 0, 0},
-                                          {opcode::JNZ, 0, 0, 0, 0},
-                                          {opcode::HALT, 0, 0, 0, 0}};
-  const auto program = soft_test::one_hot_program<double>(lines, shape);
   const ncl::index batch = 18;
-  auto initial = ncl::machine::initial_state<double>(shape, batch);
-  for (ncl::index b = 0; b < batch; ++b) ncl::machine::set_register(initial, shape, b, 0, b % 5 + 1);
+  const auto [program, initial] = count_down<double>(shape, batch, 5);
   ncl::rng random(5);
   const auto dfinal = random_gradient<double>(shape, batch, random);
   ncl::machine::soft_interpreter<double> lanes(shape), elements(shape);

@@ -30,36 +30,34 @@ static_assert(chunk_lanes == alu::lookup_table<float>::lanes &&
                   chunk_lanes == alu::lookup_table<double>::lanes,
               "a chunk is one call of the table ALU's lane path");
 
+/// lanes_by_scalars on outputs [j0, j0 + width), width <= block (a whole block of 8: the
+/// width is known at compile time and the accumulators stay in vector registers).
+template <bool add, index block, class S>
+void lanes_by_scalars_block(S* out, const S* x, index x_stride, const S* m, index m_stride,
+                            index count, index j0, index width) {
+  using kit = lane_kit<S>;
+  using array = typename kit::array;
+  const index w = block == 8 ? block : std::min(block, width);
+  array acc[block];
+  for (index t = 0; t < w; ++t) acc[t] = add ? array(kit::at(out, j0 + t)) : array::Zero();
+  for (index i = 0; i < count; ++i) {
+    const array xi = kit::at(x, i * x_stride);
+    const S* row = m + i * m_stride + j0;
+    for (index t = 0; t < w; ++t) acc[t] += xi * row[t];
+  }
+  for (index t = 0; t < w; ++t) kit::at(out, j0 + t) = acc[t];
+}
+
 /// out (cols rows) (+)= sum_i x_i m(i, :): x_i the lane row x + i x_stride, m (count, cols)
-/// scalars `m_stride` apart per row, each broadcast over the lanes. Eight outputs at a time
-/// stay in vector registers.
+/// scalars `m_stride` apart per row, each broadcast over the lanes.
 template <bool add, class S>
 void lanes_by_scalars(S* out, const S* x, index x_stride, const S* m, index m_stride,
                       index count, index cols) {
-  using kit = lane_kit<S>;
-  using array = typename kit::array;
-  constexpr index block = 8;
-  for (index j0 = 0; j0 < cols; j0 += block) {
-    array acc[block];
-    if (j0 + block <= cols) {
-      for (index t = 0; t < block; ++t) acc[t] = add ? array(kit::at(out, j0 + t)) : array::Zero();
-      for (index i = 0; i < count; ++i) {
-        const array xi = kit::at(x, i * x_stride);
-        const S* row = m + i * m_stride + j0;
-        for (index t = 0; t < block; ++t) acc[t] += xi * row[t];
-      }
-      for (index t = 0; t < block; ++t) kit::at(out, j0 + t) = acc[t];
-    } else {
-      const index width = cols - j0;
-      for (index t = 0; t < width; ++t) acc[t] = add ? array(kit::at(out, j0 + t)) : array::Zero();
-      for (index i = 0; i < count; ++i) {
-        const array xi = kit::at(x, i * x_stride);
-        const S* row = m + i * m_stride + j0;
-        for (index t = 0; t < width; ++t) acc[t] += xi * row[t];
-      }
-      for (index t = 0; t < width; ++t) kit::at(out, j0 + t) = acc[t];
-    }
+  index j0 = 0;
+  for (; j0 + 8 <= cols; j0 += 8) {
+    lanes_by_scalars_block<add, 8>(out, x, x_stride, m, m_stride, count, j0, 8);
   }
+  if (j0 < cols) lanes_by_scalars_block<add, 7>(out, x, x_stride, m, m_stride, count, j0, cols - j0);
 }
 
 /// out (cols rows) (+)= sum_i w_i X[i stride + j]: lane weights times lane rows.
