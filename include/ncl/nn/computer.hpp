@@ -131,6 +131,7 @@ class llama_computer {
   const computer_config& config() const { return config_; }
   const library::program_library& library() const { return lib_; }
   llama<S>& transformer() { return model_; }
+  const llama<S>& transformer() const { return model_; }
   params_type& params() { return params_; }
   index entries() const { return static_cast<index>(lib_.entries.size()); }
 
