@@ -18,7 +18,7 @@ command -v apt-get >/dev/null || die "apt-get not found: this script targets Deb
 packages=(
   build-essential g++ clang-14 libclang-rt-14-dev cmake ninja-build pkg-config git ca-certificates
   libeigen3-dev xtensor-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
-  libpcre2-dev libomp-14-dev
+  libpcre2-dev libomp-14-dev libcli11-dev
   python3-torch python3-numpy python3-matplotlib
 )
 missing=()
@@ -55,7 +55,9 @@ case "$job" in
     ./build/release/examples/ncl-sketch/ncl-sketch --out results/sketch --every 20
     ./build/release/examples/ncl-select/ncl-select --out results/select --every 5
     say "main job: a transformer learns to use the computer from sentences (results/compute)"
-    ./build/release/examples/ncl-compute/ncl-compute --out results/compute --steps 1500 --every 100
+    ./build/release/examples/ncl-compute/ncl-compute --out results/compute
+    say "main job: the paper's mod-128 calculator from sentences (results/arith)"
+    ./build/release/examples/ncl-arith/ncl-arith --out results/arith
     ;;
   test)
     build release
