@@ -36,6 +36,24 @@ std::string tsv_error(const std::string& text, const xp::tsv_rules& rules = {.an
   return message;
 }
 
+// One tiny transformer over the byte tokenizer answering 2 values from 1-token sentences.
+std::vector<std::unique_ptr<xp::sentence_model>> tiny_transformer(const xp::sentence_encoder& bytes) {
+  ncl::nn::llama_config c;
+  c.dim = 16;
+  c.n_layers = 1;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.ffn_dim = 32;
+  c.vocab_size = bytes.vocab_size();
+  c.output_size = 2;
+  c.max_seq_len = 1;
+  std::vector<std::unique_ptr<xp::sentence_model>> models;
+  models.push_back(xp::make_model({"transformer", c, {}, nullptr}));
+  ncl::rng init(1);
+  models[0]->init(init);
+  return models;
+}
+
 }  // namespace
 
 TEST_CASE("choose_held_out holds out an exact fraction, the same for a seed", "[experiment][harness]") {
@@ -117,19 +135,7 @@ TEST_CASE("the trainer trains every model on the same batches and the summary ha
   std::vector<xp::example> train, test;
   for (int i = 0; i < 32; ++i) train.push_back({i % 2 ? "b" : "a", {i % 2}, i % 2 ? "b" : "a"});
   test = {{"a", {0}, "a"}, {"b", {1}, "b"}};
-  ncl::nn::llama_config c;
-  c.dim = 16;
-  c.n_layers = 1;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.ffn_dim = 32;
-  c.vocab_size = bytes.vocab_size();
-  c.output_size = 2;
-  c.max_seq_len = 1;
-  std::vector<std::unique_ptr<xp::sentence_model>> models;
-  models.push_back(xp::make_model({"transformer", c, {}, nullptr}));
-  ncl::rng init(1);
-  models[0]->init(init);
+  auto models = tiny_transformer(bytes);
   const auto results = xp::train_models(models, xp::tokenize(bytes, train, 1), xp::tokenize(bytes, test, 1),
                                         {.epochs = 5, .batch = 8, .lr = 1e-2, .progress = false});
   REQUIRE(results.size() == 1);
@@ -168,19 +174,7 @@ TEST_CASE("the trainer trains every model on the same batches and the summary ha
 TEST_CASE("a NaN loss stops training with an error naming the model and the step", "[experiment][harness][trainer]") {
   const xp::sentence_encoder bytes("bytes");
   const std::vector<xp::example> set{{"a", {0}, ""}, {"b", {1}, ""}};
-  ncl::nn::llama_config c;
-  c.dim = 16;
-  c.n_layers = 1;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.ffn_dim = 32;
-  c.vocab_size = bytes.vocab_size();
-  c.output_size = 2;
-  c.max_seq_len = 1;
-  std::vector<std::unique_ptr<xp::sentence_model>> models;
-  models.push_back(xp::make_model({"transformer", c, {}, nullptr}));
-  ncl::rng init(1);
-  models[0]->init(init);
+  auto models = tiny_transformer(bytes);
   auto v = models[0]->params().value(models[0]->params().require("lm_head.weight"));
   v[0] = std::numeric_limits<float>::quiet_NaN();
   const auto tokens = xp::tokenize(bytes, set, 1);
