@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     xp::common_options common;
     common.out = "results/arith";
     common.epochs = 10;
-    xp::add_common_options(app, common, {"computer-value", "computer-pointer", "transformer"});
+    xp::add_common_options(app, common, {"computer-value", "computer-value-masked", "computer-pointer", "transformer"});
     xp::sentence_model_options mo;
     xp::add_model_options(app, mo);
     std::string split = "random";

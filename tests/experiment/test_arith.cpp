@@ -147,13 +147,15 @@ TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval r
     CHECK((row["epoch_reached"].is_null() || row["epoch_reached"].is_number_integer()));
     if (!row["setting"].contains("op")) overall[row["model"]] = row["value"].get<double>();
   }
-  REQUIRE(overall.size() == 3);
-  CHECK(summary["results"].size() == 3 * 6);  // overall + five operations, per model
-  // The stated quick-run accuracy (measured: 1.000 with seed 1).
+  REQUIRE(overall.size() == 4);
+  CHECK(summary["results"].size() == 4 * 6);  // overall + five operations, per model
+  // The stated quick-run accuracies (measured with seed 1: pointer 1.000; masked value heads
+  // 0.52-0.56 with 1 or 2 threads and seeds 1, 2, while the paper's value heads stay at 0.125).
   CHECK(overall["computer-pointer"] >= 0.99);
+  CHECK(overall["computer-value-masked"] >= 0.45);
 
   const auto curves = lines_of(out / "curves.csv");
-  CHECK(curves.size() == 1 + 3 * 2);
+  CHECK(curves.size() == 1 + 4 * 2);
   CHECK_THAT(curves[0], Catch::StartsWith("epoch,step,model,loss,train_accuracy,test_accuracy"));
   CHECK(std::filesystem::file_size(out / "accuracy.svg") > 0);
   CHECK(std::filesystem::file_size(out / "loss.svg") > 0);

@@ -169,6 +169,59 @@ TEST_CASE("computer: pointer arguments mix the numbers of the tokens up to the r
   CHECK_THROWS_AS(ncl::nn::llama_computer<float>(tiny_config(), bad, lib, other), ncl::value_error);
 }
 
+ncl::nn::computer_config sentence_value_config(ncl::nn::computer_config c) {
+  c = pointer_config(c);
+  c.arguments = ncl::nn::argument_head::sentence_value;
+  return c;
+}
+
+TEST_CASE("computer: whole-path gradient check, value heads masked to the sentence's numbers", "[nn][computer][gradcheck]") {
+  check_whole_path({sentence_value_config({.after_block = 1, .steps = 3}), three_ops(), {2, 4}});
+  check_whole_path({sentence_value_config({.after_block = 2, .steps = 3, .project_back = true}), three_ops(), {}});
+}
+
+TEST_CASE("computer: sentence_value arguments name only the numbers up to the read position", "[nn][computer]") {
+  const auto lib = three_ops();
+  ncl::train::parameter_set<double> params;
+  ncl::nn::llama_computer<double> model(tiny_config(), sentence_value_config({.after_block = 1, .steps = 3}), lib, params);
+  ncl::rng random(4);
+  model.init(random, 0.5);
+  // as in the pointer test: sequence 0 may name 2 and 4, sequence 1 names 1, 5 and 7 (1 twice),
+  // sequence 2 has no number up to its read position and names any value
+  const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8, 0, 9, 10, 3};
+  model.forward(tokens, std::vector<Index>{2, 3, 1}, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& arg = model.argument(i);
+    for (Index b = 0; b < 3; ++b) CHECK(arg.row(b).sum() == Approx(1.0));
+    for (Index v = 0; v < 8; ++v) {
+      CHECK((arg(0, v) > 0) == (v == 2 || v == 4));
+      CHECK((arg(1, v) > 0) == (v == 1 || v == 5 || v == 7));
+      CHECK(arg(2, v) > 0);
+    }
+  }
+  // The same weights as value heads (same names and shapes, same init): the masked heads are
+  // their distributions renormalised over the sentence's numbers.
+  ncl::train::parameter_set<double> open_params;
+  auto open_config = sentence_value_config({.after_block = 1, .steps = 3});
+  open_config.arguments = ncl::nn::argument_head::value;
+  ncl::nn::llama_computer<double> open(tiny_config(), open_config, lib, open_params);
+  ncl::rng same(4);
+  open.init(same, 0.5);
+  open.forward(tokens, std::vector<Index>{2, 3, 1}, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& masked = model.argument(i);
+    const auto& full = open.argument(i);
+    CHECK(masked(0, 2) == Approx(full(0, 2) / (full(0, 2) + full(0, 4))));
+    CHECK(masked(1, 5) == Approx(full(1, 5) / (full(1, 1) + full(1, 5) + full(1, 7))));
+    for (Index v = 0; v < 8; ++v) CHECK(masked(2, v) == Approx(full(2, v)));
+  }
+  ncl::train::parameter_set<float> other;
+  auto bad = sentence_value_config({.after_block = 1});
+  bad.token_values.clear();
+  CHECK_THROWS_WITH(ncl::nn::llama_computer<float>(tiny_config(), bad, lib, other),
+                    Catch::Contains("sentence_value arguments need token_values"));
+}
+
 TEST_CASE("computer: token_number_values reads the numbers tokens spell", "[nn][computer]") {
   const std::vector<std::string> vocab{"7", " 12", "x", "007", "1000", " ", "", "31", "32", "  4"};
   const auto values = ncl::nn::token_number_values(vocab.size(), 32, [&](std::int32_t id) {

@@ -75,7 +75,7 @@ inline model_spec spec_for(const std::string& model, const ncl::nn::llama_config
     auto [lib, cc] = task.computer(metadata);
     spec.library = lib;
     spec.computer = cc;
-    if (model == "computer-pointer") {
+    if (model == "computer-pointer" || model == "computer-value-masked") {
       spec.computer.token_values = ncl::nn::token_number_values(
           static_cast<std::size_t>(enc.vocab_size()), task.n,
           [&](std::int32_t id) { return enc.tokenizer().decode(std::span<const ncl::token_id>(&id, 1)); });
@@ -103,7 +103,7 @@ inline int load_and_eval(const common_options& common, const sentence_task& task
   }
   std::map<std::string, std::string> settings;
   for (const auto& [key, value] : task.metadata) settings[key] = metadata_value(file, key);
-  if (model != "transformer" && model != "computer-value" && model != "computer-pointer") {
+  if (!known_model(model)) {
     throw ncl::io_error(ncl::detail::concat(common.load, ": unknown model '", model, "'"));
   }
   auto m = make_model(spec_for(model, llama, task, settings, enc));

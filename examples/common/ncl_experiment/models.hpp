@@ -1,6 +1,8 @@
 // The models the sentence experiments compare, behind one interface, trained on the same
 // batches by the trainer (trainer.hpp):
 //   computer-value    the LLaMA with the computer after block k, the paper's value heads
+//   computer-value-masked  the value heads over the sentence's numbers only (ours: the
+//                     paper's heads can hand the ALU any split of the answer instead)
 //   computer-pointer  the same with pointer heads (ours)
 //   transformer       the same LLaMA with an answer head over the n values and no computer
 // and their checkpoints: safetensors with Hugging Face names, the model's name and whole
@@ -45,7 +47,7 @@ class sentence_model {
 /// What builds a sentence model: the transformer's configuration, and for the computer
 /// models the computer's and the library.
 struct model_spec {
-  std::string name;  ///< computer-value, computer-pointer or transformer
+  std::string name;  ///< computer-value, computer-value-masked, computer-pointer or transformer
   ncl::nn::llama_config llama;
   ncl::nn::computer_config computer;          ///< for computer-*; arguments set from the name
   std::shared_ptr<const ncl::library::program_library> library;  ///< for computer-*
@@ -131,9 +133,10 @@ class computer_model final : public sentence_model {
   static ncl::nn::computer_config with_heads(const model_spec& spec) {
     if (!spec.library) throw ncl::value_error("computer_model: no library given for " + spec.name);
     auto c = spec.computer;
-    if (spec.name == "computer-pointer") {
-      if (c.token_values.empty()) throw ncl::value_error("computer_model: pointer heads need token_values");
-      c.arguments = ncl::nn::argument_head::pointer;
+    if (spec.name == "computer-pointer" || spec.name == "computer-value-masked") {
+      if (c.token_values.empty()) throw ncl::value_error("computer_model: " + spec.name + " needs token_values");
+      c.arguments = spec.name == "computer-pointer" ? ncl::nn::argument_head::pointer
+                                                    : ncl::nn::argument_head::sentence_value;
     } else {
       c.arguments = ncl::nn::argument_head::value;
       c.token_values.clear();
@@ -146,11 +149,17 @@ class computer_model final : public sentence_model {
   ncl::nn::llama_computer<float> model_;
 };
 
+/// Whether make_model builds a model of this name.
+inline bool known_model(const std::string& name) {
+  return name == "transformer" || name == "computer-value" || name == "computer-value-masked" ||
+         name == "computer-pointer";
+}
+
 /// Builds the model `spec.name` names.
 inline std::unique_ptr<sentence_model> make_model(const model_spec& spec) {
+  if (!known_model(spec.name)) throw ncl::value_error("make_model: unknown model '" + spec.name + "'");
   if (spec.name == "transformer") return std::make_unique<transformer_model>(spec);
-  if (spec.name == "computer-value" || spec.name == "computer-pointer") return std::make_unique<computer_model>(spec);
-  throw ncl::value_error("make_model: unknown model '" + spec.name + "'");
+  return std::make_unique<computer_model>(spec);
 }
 
 // ---- checkpoints --------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -51,7 +52,12 @@ namespace ncl::nn {
 ///            from computer_config::token_values), with a learned bias w per distance;
 ///            uniform when there is no number: the head learns where the argument is, and
 ///            the tokenizer says what number it is
-enum class argument_head { value, pointer };
+///   sentence_value: the value heads' softmax(W h), over the values the sentence's number
+///            tokens up to the read position spell (computer_config::token_values; all n when
+///            there is none). The paper's heads can hand the ALU any split of the answer
+///            (a + c and b - c add up as well as a and b); these can only name the sentence's
+///            numbers
+enum class argument_head { value, sentence_value, pointer };
 
 /// Where and how the model calls the machine.
 struct computer_config {
@@ -73,7 +79,7 @@ struct computer_config {
   /// where the threads' per-step synchronisation stalls.
   index machine_slices = 0;
   argument_head arguments = argument_head::value;
-  /// For pointer arguments: the number each token id spells, -1 (or >= n) for none; one
+  /// For pointer and sentence_value arguments: the number each token id spells, -1 (or >= n) for none; one
   /// entry per token of the vocabulary (see token_number_values).
   std::vector<std::int64_t> token_values{};
 };
@@ -100,7 +106,7 @@ class llama_computer {
   using params_type = train::parameter_set<S>;
 
   /// Adds the transformer's parameters and the computer's (computer.norm.weight,
-  /// computer.select.weight (E, C), per argument computer.args.{i}.weight (n, C) or, for
+  /// computer.select.weight (E, C), per argument computer.args.{i}.weight (n, C) (value and sentence_value) or, for
   /// pointer heads, computer.args.{i}.q_proj.weight and .k_proj.weight (C, C) and
   /// .distance_bias (max_seq_len), and with
   /// project_back computer.out_proj.weight (C, n)) to `params`, all zero: call init() or load them.
@@ -116,7 +122,7 @@ class llama_computer {
     select_w_ = params.add("computer.select.weight", {E, C});
     for (std::size_t i = 0; i < config_.argument_registers.size(); ++i) {
       const std::string p = "computer.args." + std::to_string(i);
-      if (config_.arguments == argument_head::value) {
+      if (config_.arguments != argument_head::pointer) {
         arg_w_.push_back(params.add(p + ".weight", {n, C}));
       } else {
         arg_w_.push_back(params.add(p + ".q_proj.weight", {C, C}));
@@ -183,9 +189,10 @@ class llama_computer {
     pointers_.resize(arg_w_.size());
     matrix<S> logits(B, n);
     for (std::size_t i = 0; i < arg_w_.size(); ++i) {
-      if (config_.arguments == argument_head::value) {
+      if (config_.arguments != argument_head::pointer) {
         linear_forward(logits.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
-        softmax_forward(arg_probs_[i], logits);
+        if (config_.arguments == argument_head::sentence_value) mask_to_sentence(logits, T);
+        softmax_forward(arg_probs_[i], logits);  // a masked value gets probability 0, and no gradient
       } else {
         pointer_forward(pointers_[i], arg_probs_[i], i, B, T);
       }
@@ -253,7 +260,7 @@ class llama_computer {
     library::write_arguments_backward(dargs, grads.initial.registers, shape, config_.argument_registers);
     std::vector<S> dstream_norm(stream_norm_.size(), S(0));
     for (std::size_t i = 0; i < arg_w_.size(); ++i) {
-      if (config_.arguments == argument_head::value) {
+      if (config_.arguments != argument_head::pointer) {
         matrix<S> dl = matrix<S>::Zero(B, n);
         softmax_backward(dl, dargs[i], arg_probs_[i]);
         linear_backward(dhidden_norm.data(), g(arg_w_[i]), dl.data(), hidden_norm_.data(), w(arg_w_[i]), B, C, n);
@@ -279,6 +286,28 @@ class llama_computer {
   std::span<const S> head_logits() const { return model_.logits(); }
 
  private:
+  // ---- sentence_value heads: the mask (the backward is the value heads': softmax gives a
+  // masked logit probability 0 and gradient 0) ---------------------------------------------
+
+  // logits (B, n): every value that no number token of sequence b up to its read position
+  // spells is set to -inf, unless the sequence has no number.
+  void mask_to_sentence(matrix<S>& logits, index T) const {
+    const index n = logits.cols();
+    std::vector<char> said(static_cast<std::size_t>(n));
+    for (index b = 0; b < logits.rows(); ++b) {
+      std::fill(said.begin(), said.end(), char{0});
+      bool any = false;
+      for (index t = 0; t <= positions_[static_cast<std::size_t>(b)]; ++t) {
+        const std::int64_t v = token_value(tokens_[static_cast<std::size_t>(b * T + t)]);
+        if (v >= 0) said[static_cast<std::size_t>(v)] = any = true;
+      }
+      if (!any) continue;
+      for (index v = 0; v < n; ++v) {
+        if (!said[static_cast<std::size_t>(v)]) logits(b, v) = -std::numeric_limits<S>::infinity();
+      }
+    }
+  }
+
   // ---- pointer argument heads: forward and backward side by side --------------------------
 
   struct pointer_state {
@@ -380,9 +409,9 @@ class llama_computer {
     }
     if (config.steps < 1) fail("steps ", config.steps, " must be >= 1");
     if (config.machine_slices < 0) fail("machine_slices ", config.machine_slices, " must be >= 0");
-    if (config.arguments == argument_head::pointer) {
+    if (config.arguments != argument_head::value) {
       if (static_cast<index>(config.token_values.size()) != mc.vocab_size) {
-        fail("pointer arguments need token_values for every token: ", config.token_values.size(),
+        fail("pointer and sentence_value arguments need token_values for every token: ", config.token_values.size(),
              " entries for a vocabulary of ", mc.vocab_size);
       }
       for (std::size_t t = 0; t < config.token_values.size(); ++t) {
