@@ -7,9 +7,10 @@
 // their heads pick a library entry point (ADD SUB MUL MIN MAX as one-instruction programs,
 // and the stdlib's absdiff, power and gcd) and the two arguments (r0, r1): pointer heads
 // attend over the sentence's number tokens (computer-pointer), value heads output a
-// distribution over the n values (computer-value, the paper's). The soft machine runs the
-// library; the loss is the cross-entropy of r0 against the answer. The transformer model has
-// a head over the n answers at the last position. All three see the same batches.
+// distribution over the n values (computer-value, the paper's), or over the values the
+// sentence's numbers spell (computer-value-masked). The soft machine runs the library; the
+// loss is the cross-entropy of r0 against the answer. The transformer model has a head over
+// the n answers at the last position. All four see the same batches.
 // Every (task, a, b) triple is either in the training set (all its sentence templates) or
 // held out, so the test accuracy measures whether a model computes rather than remembers:
 //   --split range (the default): every question with an operand among the top fifth of the
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     xp::common_options common;
     common.out = "results/compute";
     common.epochs = 13;
-    xp::add_common_options(app, common, {"computer-pointer", "computer-value", "transformer"});
+    xp::add_common_options(app, common, {"computer-pointer", "computer-value", "computer-value-masked", "transformer"});
     xp::sentence_model_options mo;
     xp::add_model_options(app, mo);
     std::string split = "range";
