@@ -6,7 +6,8 @@
 Reads DIR/<split>-seed<S>/summary.json and curves.csv for every run there and prints a
 Markdown table: per model and split, the test accuracy after epochs 1, 2, 5 and 10, the
 first epoch at >= 99% and the model's training time, each as the seeds' values
-(seed 1 / seed 2 / seed 3), and each run's wall time. Also writes DIR/table.md.
+(seed 1 / seed 2 / seed 3), and each run's wall time. Also writes DIR/table.md and
+DIR/accuracy_by_epoch.svg (test accuracy by epoch, every model and seed, a panel per split).
 """
 import csv
 import json
@@ -39,6 +40,35 @@ def load_runs(root):
 
 def cell(values, fmt):
     return " / ".join(fmt(v) for v in values)
+
+
+def figure(runs, path):
+    """Test accuracy by epoch, one panel per split, one line per model and seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    splits = [sp for sp in ["random", "range"] if any(k[0] == sp for k in runs)]
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4), squeeze=False)
+    colours = dict(zip(MODELS, ["tab:orange", "tab:green", "tab:blue", "tab:gray"]))
+    for ax, split in zip(axes[0], splits):
+        for (sp, seed), (_, curves) in sorted(runs.items()):
+            if sp != split:
+                continue
+            for model in MODELS:
+                if model not in curves:
+                    continue
+                epochs = sorted(curves[model])
+                ax.plot(epochs, [float(curves[model][e]["test_accuracy"]) for e in epochs], color=colours[model],
+                        alpha=0.8, linewidth=1.2, label=model if seed == min(s for (p, s) in runs if p == split) else None)
+        ax.set_title(f"ncl-arith, {split} split (seeds " + ", ".join(str(s) for (p, s) in sorted(runs) if p == split) + ")")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.svg")
+    os.replace(path + ".tmp.svg", path)
 
 
 def main():
@@ -75,6 +105,7 @@ def main():
         f.write(text)
     os.replace(os.path.join(root, "table.md.tmp"), os.path.join(root, "table.md"))
     sys.stdout.write(text)
+    figure(runs, os.path.join(root, "accuracy_by_epoch.svg"))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,13 @@ TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval r
     CHECK(j["examples"] == 2000);
     CHECK(j["accuracy"].get<double>() == value);
     CHECK(j["wrong"].is_array());
+    // Masked value heads and pointer heads can only name the sentence's numbers.
+    if (model == "transformer") {
+      CHECK_FALSE(j.contains("arguments_in_sentence"));
+    } else {
+      REQUIRE(j["arguments_in_sentence"].size() == 2);
+      if (model != "computer-value") CHECK(j["arguments_in_sentence"] == nlohmann::json::array({1.0, 1.0}));
+    }
   }
   // A small file of our own, with a wrong answer among the lines.
   const auto small = out / "small.tsv";
@@ -204,6 +211,30 @@ TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval r
   CHECK(bad.status == 2);
   CHECK_THAT(bad.err, Catch::Contains("/nonexistent.safetensors"));
   std::filesystem::remove_all(out);
+}
+
+TEST_CASE("ncl-arith --model X trains the same X as a run of several models", "[experiment][arith][quick]") {
+  if (!have_tokenizer()) return;
+  const auto both = scratch("both"), one = scratch("one");
+  const std::string common = "--quick --epochs 1 --threads 1 --seed 3 ";
+  const auto r2 = run(common + "--model computer-value,computer-pointer --out " + both.string());
+  const auto r1 = run(common + "--model computer-pointer --out " + one.string());
+  REQUIRE(r2.status == 0);
+  REQUIRE(r1.status == 0);
+  auto pointer_row = [](const std::vector<std::string>& curves) {  // epoch,step,model,loss
+    for (const auto& line : curves) {
+      std::size_t end = 0;
+      for (int field = 0; field < 4 && end != std::string::npos; ++field) end = line.find(',', end + (field > 0));
+      if (line.find(",computer-pointer,") != std::string::npos) return line.substr(0, end);
+    }
+    return std::string{};
+  };
+  // epoch, step, model and loss: the same weights on the same batches give the same loss
+  const auto a = pointer_row(lines_of(both / "curves.csv")), b = pointer_row(lines_of(one / "curves.csv"));
+  CHECK_FALSE(a.empty());
+  CHECK(a == b);
+  std::filesystem::remove_all(both);
+  std::filesystem::remove_all(one);
 }
 
 TEST_CASE("ncl-arith rejects bad flags with exit 2 and writes nothing", "[experiment][arith][cli]") {

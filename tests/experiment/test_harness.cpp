@@ -68,6 +68,21 @@ TEST_CASE("choose_held_out holds out an exact fraction, the same for a seed", "[
   CHECK_THROWS_AS(xp::choose_held_out(10, 1.5, d), ncl::value_error);
 }
 
+TEST_CASE("says_number finds whole numbers in a sentence and model seeds depend on the name alone", "[experiment][harness]") {
+  using ncl_experiment::detail::says_number;
+  CHECK(says_number("Add 3 and 41.", 3));
+  CHECK(says_number("Add 3 and 41.", 41));
+  CHECK_FALSE(says_number("Add 3 and 41.", 4));   // a digit of 41, not a number of the sentence
+  CHECK_FALSE(says_number("Add 3 and 41.", 1));
+  CHECK(says_number("107", 107));
+  CHECK_FALSE(says_number("no numbers", 0));
+  CHECK_FALSE(says_number("99999999999999999999999", 0));  // too long: no overflow, no match
+  using ncl_experiment::detail::model_seed;
+  CHECK(model_seed(1, "computer-value") == model_seed(1, "computer-value"));
+  CHECK(model_seed(1, "computer-value") != model_seed(2, "computer-value"));
+  CHECK(model_seed(1, "computer-value") != model_seed(1, "computer-pointer"));
+}
+
 TEST_CASE("fill_template replaces every placeholder and subsample keeps the mix", "[experiment][harness]") {
   CHECK(xp::fill_template("Add {a} and {b}, then {a}.", {{"a", 3}, {"b", 40}}) == "Add 3 and 40, then 3.");
   std::vector<xp::example> set;

@@ -68,6 +68,13 @@ struct sentence_task {
 
 namespace detail {
 
+// The seed of a model's initial weights: the run's seed and the model's name (FNV-1a).
+inline std::uint64_t model_seed(std::uint64_t seed, const std::string& name) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return seed * 1000003ull + h;
+}
+
 inline model_spec spec_for(const std::string& model, const ncl::nn::llama_config& llama, const sentence_task& task,
                            const std::map<std::string, std::string>& metadata, const sentence_encoder& enc) {
   model_spec spec{model, llama, {}, nullptr};
@@ -157,12 +164,14 @@ inline int run_sentence_experiment(common_options& common, const sentence_model_
   }
 
   std::vector<std::unique_ptr<sentence_model>> models;
-  ncl::rng init(common.seed + 1);
   for (const auto& name : common.models) {
     auto spec = detail::spec_for(name, llama, task, task.metadata, enc);
     spec.computer.after_block = mo.after_block;
     models.push_back(make_model(spec));
-    models.back()->init(init);  // norms 1, matrices N(0, 0.02^2)
+    // Each model's weights are drawn by the seed and its name alone, so --model X trains the
+    // same X as the run of all models: norms 1, matrices N(0, 0.02^2).
+    ncl::rng init(detail::model_seed(common.seed, name));
+    models.back()->init(init);
   }
 
   make_out_dir(out);

@@ -40,6 +40,10 @@ class sentence_model {
   virtual void backward() = 0;
   /// out[i] = the most likely answer of row i of the last forward.
   virtual void predict(std::span<std::int64_t> out) const = 0;
+  /// Argument registers the model writes before it runs the machine (0 without a computer).
+  virtual std::size_t arguments() const { return 0; }
+  /// out[r] = the most likely value of argument register i for row r of the last forward.
+  virtual void predict_argument(std::size_t /*i*/, std::span<std::int64_t> /*out*/) const {}
   /// Every setting that rebuilds the model (written to the checkpoint's metadata).
   virtual std::map<std::string, std::string> metadata() const = 0;
 };
@@ -115,6 +119,13 @@ class computer_model final : public sentence_model {
     const auto& answer = model_.answer();
     for (std::size_t b = 0; b < out.size(); ++b) {
       out[b] = detail::argmax(answer.row(static_cast<index>(b)).data(), answer.cols());
+    }
+  }
+  std::size_t arguments() const override { return model_.config().argument_registers.size(); }
+  void predict_argument(std::size_t i, std::span<std::int64_t> out) const override {
+    const auto& arg = model_.argument(i);
+    for (std::size_t b = 0; b < out.size(); ++b) {
+      out[b] = detail::argmax(arg.row(static_cast<index>(b)).data(), arg.cols());
     }
   }
   std::map<std::string, std::string> metadata() const override {

@@ -134,8 +134,30 @@ inline void write_figures(const std::filesystem::path& dir, const std::string& p
   ncl::line_chart{title + ": training loss", "epoch", "loss", true, loss}.write((dir / (prefix + "loss.svg")).string());
 }
 
+namespace detail {
+// Whether the decimal number v is written in text (as a whole run of digits).
+inline bool says_number(const std::string& text, std::int64_t v) {
+  for (std::size_t i = 0; i < text.size();) {
+    if (text[i] < '0' || text[i] > '9') {
+      ++i;
+      continue;
+    }
+    std::int64_t x = 0;
+    bool big = false;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+      big = big || x > (std::int64_t{1} << 40);
+      x = x * 10 + (text[i] - '0');
+    }
+    if (!big && x == v) return true;
+  }
+  return false;
+}
+}  // namespace detail
+
 /// Evaluates `model` on the examples of an --eval file and returns the JSON to print:
-/// {"examples", "accuracy", "wrong": the first few {"input", "answer", "got"}}.
+/// {"examples", "accuracy", "wrong": the first few {"input", "answer", "got"}} and, for a
+/// model with a computer, "arguments_in_sentence": per argument register, the fraction of
+/// the lines whose most likely argument is a number the sentence says.
 inline json eval_json(sentence_model& model, const std::vector<example>& examples, const token_set& set,
                       std::size_t show_wrong = 10) {
   const auto ev = evaluate(model, set);
@@ -145,7 +167,19 @@ inline json eval_json(sentence_model& model, const std::vector<example>& example
       wrong.push_back({{"input", examples[i].input}, {"answer", examples[i].answer.front()}, {"got", ev.predictions[i]}});
     }
   }
-  return json{{"examples", examples.size()}, {"accuracy", ev.accuracy}, {"wrong", wrong}};
+  json result{{"examples", examples.size()}, {"accuracy", ev.accuracy}, {"wrong", wrong}};
+  if (!ev.arguments.empty()) {
+    // For the computer models: how often each argument head's most likely value is one of the
+    // numbers written in the sentence (the paper's value heads may name any value).
+    json named = json::array();
+    for (const auto& arg : ev.arguments) {
+      double hits = 0;
+      for (std::size_t i = 0; i < examples.size(); ++i) hits += detail::says_number(examples[i].input, arg[i]);
+      named.push_back(examples.empty() ? 0.0 : hits / static_cast<double>(examples.size()));
+    }
+    result["arguments_in_sentence"] = named;
+  }
+  return result;
 }
 
 /// Runs an experiment's body; every error becomes "NAME: error: ..." on stderr and an exit

@@ -69,6 +69,7 @@ struct evaluation {
   double accuracy = 0;
   std::vector<double> by_tag;
   std::vector<std::int64_t> predictions;
+  std::vector<std::vector<std::int64_t>> arguments;  ///< per argument register, its most likely value
 };
 
 inline evaluation evaluate(sentence_model& model, const token_set& set, index chunk = 512) {
@@ -83,6 +84,11 @@ inline evaluation evaluate(sentence_model& model, const token_set& set, index ch
     gather(set, rows, b);
     model.forward(b);
     model.predict(std::span<std::int64_t>(out.predictions.data() + start, rows.size()));
+    out.arguments.resize(model.arguments());
+    for (std::size_t i = 0; i < model.arguments(); ++i) {
+      out.arguments[i].resize(static_cast<std::size_t>(set.count()));
+      model.predict_argument(i, std::span<std::int64_t>(out.arguments[i].data() + start, rows.size()));
+    }
   }
   double all = 0;
   for (index r = 0; r < set.count(); ++r) {
