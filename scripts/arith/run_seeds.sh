@@ -10,8 +10,8 @@ build="${1:-build/release}"
 out="${2:-results/arith-seeds}"
 bin="$build/examples/ncl-arith/ncl-arith"
 [ -x "$bin" ] || { echo "run_seeds.sh: no $bin: build the release preset first" >&2; exit 1; }
-for split in random range; do
-  for seed in 1 2 3; do
+for seed in 1 2 3; do
+  for split in random range; do
     if [ -f "$out/$split-seed$seed/summary.json" ]; then
       echo "== ncl-arith --split $split --seed $seed: $out/$split-seed$seed/summary.json exists, kept"
       continue

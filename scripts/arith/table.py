@@ -26,6 +26,8 @@ def load_runs(root):
         if not m:
             continue
         path = os.path.join(root, name)
+        if not os.path.exists(os.path.join(path, "summary.json")):
+            continue  # a run still going (or stopped): it writes summary.json last
         with open(os.path.join(path, "summary.json")) as f:
             summary = json.load(f)
         curves = {}
