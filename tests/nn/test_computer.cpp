@@ -137,18 +137,27 @@ TEST_CASE("computer: whole-path gradient check, pointer arguments after the last
   check_whole_path({pointer_config({.after_block = 2, .steps = 3, .project_back = true}), three_ops(), {}});
 }
 
+// Three sequences of 4 tokens for the heads that read the sentence's numbers, each read at its
+// own position (token_values of pointer_config):
+//   sequence 0 reads position 2 of (3, 5, 0, 7): the numbers 2 and 4 (token 0 is none)
+//   sequence 1 reads position 3 of (2, 2, 6, 8): 1, 1, 5, 7
+//   sequence 2 reads position 1 of (0, 9, 10, 3): no number (9 and 10 are none)
+struct numbers_case {
+  ncl::library::program_library lib = three_ops();
+  ncl::train::parameter_set<double> params;  // before model, which adds to it
+  ncl::nn::llama_computer<double> model;
+  explicit numbers_case(const ncl::nn::computer_config& config) : model(tiny_config(), config, lib, params) {
+    ncl::rng random(4);
+    model.init(random, 0.5);
+    const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8, 0, 9, 10, 3};
+    model.forward(tokens, std::vector<Index>{2, 3, 1}, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  }
+};
+
 TEST_CASE("computer: pointer arguments mix the numbers of the tokens up to the read position", "[nn][computer]") {
-  const auto lib = three_ops();
-  ncl::train::parameter_set<double> params;
-  ncl::nn::llama_computer<double> model(tiny_config(), pointer_config({.after_block = 1, .steps = 3}), lib, params);
-  ncl::rng random(4);
-  model.init(random, 0.5);
-  // sequence 0 reads position 2 of (3, 5, 0, 7): the numbers 2 and 4 (token 0 is none)
-  // sequence 1 reads position 3 of (2, 2, 6, 8): 1, 1, 5, 7
-  // sequence 2 reads position 1 of (0, 9, 10, 3): no number (9 and 10 are none), uniform
-  const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8, 0, 9, 10, 3};
-  const std::vector<Index> positions{2, 3, 1};
-  model.forward(tokens, positions, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  numbers_case c(pointer_config({.after_block = 1, .steps = 3}));
+  const auto& lib = c.lib;
+  auto& model = c.model;  // sequence 2 has no number: uniform
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& arg = model.argument(i);
     for (Index b = 0; b < 3; ++b) CHECK(arg.row(b).sum() == Approx(1.0));
@@ -181,15 +190,11 @@ TEST_CASE("computer: whole-path gradient check, value heads masked to the senten
 }
 
 TEST_CASE("computer: sentence_value arguments name only the numbers up to the read position", "[nn][computer]") {
-  const auto lib = three_ops();
-  ncl::train::parameter_set<double> params;
-  ncl::nn::llama_computer<double> model(tiny_config(), sentence_value_config({.after_block = 1, .steps = 3}), lib, params);
-  ncl::rng random(4);
-  model.init(random, 0.5);
-  // as in the pointer test: sequence 0 may name 2 and 4, sequence 1 names 1, 5 and 7 (1 twice),
-  // sequence 2 has no number up to its read position and names any value
-  const std::vector<std::int32_t> tokens{3, 5, 0, 7, 2, 2, 6, 8, 0, 9, 10, 3};
-  model.forward(tokens, std::vector<Index>{2, 3, 1}, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  // sequence 0 may name 2 and 4, sequence 1 names 1, 5 and 7 (1 twice), sequence 2 has no
+  // number up to its read position and names any value
+  numbers_case c(sentence_value_config({.after_block = 1, .steps = 3}));
+  const auto& lib = c.lib;
+  auto& model = c.model;
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& arg = model.argument(i);
     for (Index b = 0; b < 3; ++b) CHECK(arg.row(b).sum() == Approx(1.0));
@@ -201,16 +206,12 @@ TEST_CASE("computer: sentence_value arguments name only the numbers up to the re
   }
   // The same weights as value heads (same names and shapes, same init): the masked heads are
   // their distributions renormalised over the sentence's numbers.
-  ncl::train::parameter_set<double> open_params;
   auto open_config = sentence_value_config({.after_block = 1, .steps = 3});
   open_config.arguments = ncl::nn::argument_head::value;
-  ncl::nn::llama_computer<double> open(tiny_config(), open_config, lib, open_params);
-  ncl::rng same(4);
-  open.init(same, 0.5);
-  open.forward(tokens, std::vector<Index>{2, 3, 1}, std::vector<std::int64_t>{0, 0, 0}, 3, 4);
+  numbers_case open(open_config);
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& masked = model.argument(i);
-    const auto& full = open.argument(i);
+    const auto& full = open.model.argument(i);
     CHECK(masked(0, 2) == Approx(full(0, 2) / (full(0, 2) + full(0, 4))));
     CHECK(masked(1, 5) == Approx(full(1, 5) / (full(1, 1) + full(1, 5) + full(1, 7))));
     for (Index v = 0; v < 8; ++v) CHECK(masked(2, v) == Approx(full(2, v)));
