@@ -145,8 +145,8 @@ inline bool says_number(const std::string& text, std::int64_t v) {
     std::int64_t x = 0;
     bool big = false;
     for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-      big = big || x > (std::int64_t{1} << 40);
-      x = x * 10 + (text[i] - '0');
+      if (x > (std::int64_t{1} << 40)) big = true;  // stop before x * 10 can overflow
+      if (!big) x = x * 10 + (text[i] - '0');
     }
     if (!big && x == v) return true;
   }
