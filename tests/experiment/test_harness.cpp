@@ -69,7 +69,7 @@ TEST_CASE("choose_held_out holds out an exact fraction, the same for a seed", "[
 }
 
 TEST_CASE("says_number finds whole numbers in a sentence and model seeds depend on the name alone", "[experiment][harness]") {
-  using ncl_experiment::detail::says_number;
+  using ncl_experiment::says_number;
   CHECK(says_number("Add 3 and 41.", 3));
   CHECK(says_number("Add 3 and 41.", 41));
   CHECK_FALSE(says_number("Add 3 and 41.", 4));   // a digit of 41, not a number of the sentence

@@ -13,6 +13,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -88,6 +89,32 @@ inline void write_tsv(const std::filesystem::path& path, const std::vector<examp
   });
 }
 
+/// Calls f(digits, value) for every whole run of decimal digits in text, in order; value is
+/// -1 when the run does not fit in an int64.
+template <class F>
+void for_each_number(std::string_view text, F&& f) {
+  for (std::size_t k = 0; k < text.size();) {
+    if (text[k] < '0' || text[k] > '9') {
+      ++k;
+      continue;
+    }
+    std::size_t j = k;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    const std::string_view digits = text.substr(k, j - k);
+    std::int64_t v = 0;
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), v).ec != std::errc()) v = -1;
+    f(digits, v);
+    k = j;
+  }
+}
+
+/// Whether the number v is written in text (as a whole run of digits).
+inline bool says_number(std::string_view text, std::int64_t v) {
+  bool found = false;
+  for_each_number(text, [&](std::string_view, std::int64_t x) { found = found || x == v; });
+  return found && v >= 0;
+}
+
 /// What a line of an input file must satisfy: answers with `answer_count` integers (0: any
 /// number >= 1) in [0, answer_limit), and every number written in the input below number_limit.
 struct tsv_rules {
@@ -152,21 +179,9 @@ inline std::vector<example> read_tsv(const std::filesystem::path& path, const ts
       fail("expected ", rules.answer_count, " answer", rules.answer_count == 1 ? "" : "s", ", got ", e.answer.size());
     }
     if (rules.number_limit > 0) {
-      for (std::size_t k = 0; k < input.size();) {
-        if (input[k] < '0' || input[k] > '9') {
-          ++k;
-          continue;
-        }
-        std::size_t j = k;
-        while (j < input.size() && input[j] >= '0' && input[j] <= '9') ++j;
-        const std::string_view digits = input.substr(k, j - k);
-        std::int64_t v = 0;
-        const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-        if (ec != std::errc() || ptr != digits.data() + digits.size() || v >= rules.number_limit) {
-          fail("the number ", digits, " in the input is outside [0, ", rules.number_limit, ")");
-        }
-        k = j;
-      }
+      for_each_number(input, [&](std::string_view digits, std::int64_t v) {
+        if (v < 0 || v >= rules.number_limit) fail("the number ", digits, " in the input is outside [0, ", rules.number_limit, ")");
+      });
     }
     out.push_back(std::move(e));
   }

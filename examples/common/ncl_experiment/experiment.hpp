@@ -82,7 +82,7 @@ inline model_spec spec_for(const std::string& model, const ncl::nn::llama_config
     auto [lib, cc] = task.computer(metadata);
     spec.library = lib;
     spec.computer = cc;
-    if (model == "computer-pointer" || model == "computer-value-masked") {
+    if (argument_heads(model) != ncl::nn::argument_head::value) {  // they read the sentence's numbers
       spec.computer.token_values = ncl::nn::token_number_values(
           static_cast<std::size_t>(enc.vocab_size()), task.n,
           [&](std::int32_t id) { return enc.tokenizer().decode(std::span<const ncl::token_id>(&id, 1)); });

@@ -75,7 +75,23 @@ inline std::map<std::string, std::string> llama_metadata(const std::string& name
           {"ncl.max_seq_len", std::to_string(c.max_seq_len)}};
 }
 
+// The computer models, by name, and their argument heads.
+inline const std::map<std::string, ncl::nn::argument_head>& computer_models() {
+  static const std::map<std::string, ncl::nn::argument_head> models{
+      {"computer-value", ncl::nn::argument_head::value},
+      {"computer-value-masked", ncl::nn::argument_head::sentence_value},
+      {"computer-pointer", ncl::nn::argument_head::pointer}};
+  return models;
+}
+
 }  // namespace detail
+
+/// The argument heads of the computer model `name`; value_error for any other name.
+inline ncl::nn::argument_head argument_heads(const std::string& name) {
+  const auto it = detail::computer_models().find(name);
+  if (it == detail::computer_models().end()) throw ncl::value_error("not a computer model: '" + name + "'");
+  return it->second;
+}
 
 class transformer_model final : public sentence_model {
  public:
@@ -144,13 +160,11 @@ class computer_model final : public sentence_model {
   static ncl::nn::computer_config with_heads(const model_spec& spec) {
     if (!spec.library) throw ncl::value_error("computer_model: no library given for " + spec.name);
     auto c = spec.computer;
-    if (spec.name == "computer-pointer" || spec.name == "computer-value-masked") {
-      if (c.token_values.empty()) throw ncl::value_error("computer_model: " + spec.name + " needs token_values");
-      c.arguments = spec.name == "computer-pointer" ? ncl::nn::argument_head::pointer
-                                                    : ncl::nn::argument_head::sentence_value;
-    } else {
-      c.arguments = ncl::nn::argument_head::value;
+    c.arguments = argument_heads(spec.name);
+    if (c.arguments == ncl::nn::argument_head::value) {
       c.token_values.clear();
+    } else if (c.token_values.empty()) {
+      throw ncl::value_error("computer_model: " + spec.name + " needs token_values");
     }
     return c;
   }
@@ -162,8 +176,7 @@ class computer_model final : public sentence_model {
 
 /// Whether make_model builds a model of this name.
 inline bool known_model(const std::string& name) {
-  return name == "transformer" || name == "computer-value" || name == "computer-value-masked" ||
-         name == "computer-pointer";
+  return name == "transformer" || detail::computer_models().contains(name);
 }
 
 /// Builds the model `spec.name` names.

@@ -134,26 +134,6 @@ inline void write_figures(const std::filesystem::path& dir, const std::string& p
   ncl::line_chart{title + ": training loss", "epoch", "loss", true, loss}.write((dir / (prefix + "loss.svg")).string());
 }
 
-namespace detail {
-// Whether the decimal number v is written in text (as a whole run of digits).
-inline bool says_number(const std::string& text, std::int64_t v) {
-  for (std::size_t i = 0; i < text.size();) {
-    if (text[i] < '0' || text[i] > '9') {
-      ++i;
-      continue;
-    }
-    std::int64_t x = 0;
-    bool big = false;
-    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-      if (x > (std::int64_t{1} << 40)) big = true;  // stop before x * 10 can overflow
-      if (!big) x = x * 10 + (text[i] - '0');
-    }
-    if (!big && x == v) return true;
-  }
-  return false;
-}
-}  // namespace detail
-
 /// Evaluates `model` on the examples of an --eval file and returns the JSON to print:
 /// {"examples", "accuracy", "wrong": the first few {"input", "answer", "got"}} and, for a
 /// model with a computer, "arguments_in_sentence": per argument register, the fraction of
@@ -174,7 +154,7 @@ inline json eval_json(sentence_model& model, const std::vector<example>& example
     json named = json::array();
     for (const auto& arg : ev.arguments) {
       double hits = 0;
-      for (std::size_t i = 0; i < examples.size(); ++i) hits += detail::says_number(examples[i].input, arg[i]);
+      for (std::size_t i = 0; i < examples.size(); ++i) hits += says_number(examples[i].input, arg[i]);
       named.push_back(examples.empty() ? 0.0 : hits / static_cast<double>(examples.size()));
     }
     result["arguments_in_sentence"] = named;

@@ -75,6 +75,7 @@ struct evaluation {
 inline evaluation evaluate(sentence_model& model, const token_set& set, index chunk = 512) {
   evaluation out;
   out.predictions.resize(static_cast<std::size_t>(set.count()));
+  out.arguments.assign(model.arguments(), std::vector<std::int64_t>(static_cast<std::size_t>(set.count())));
   std::vector<double> right(set.tags.size(), 0), total(set.tags.size(), 0);
   batch b;
   std::vector<index> rows;
@@ -84,9 +85,7 @@ inline evaluation evaluate(sentence_model& model, const token_set& set, index ch
     gather(set, rows, b);
     model.forward(b);
     model.predict(std::span<std::int64_t>(out.predictions.data() + start, rows.size()));
-    out.arguments.resize(model.arguments());
-    for (std::size_t i = 0; i < model.arguments(); ++i) {
-      out.arguments[i].resize(static_cast<std::size_t>(set.count()));
+    for (std::size_t i = 0; i < out.arguments.size(); ++i) {
       model.predict_argument(i, std::span<std::int64_t>(out.arguments[i].data() + start, rows.size()));
     }
   }
