@@ -213,12 +213,15 @@ TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval r
   std::filesystem::remove_all(out);
 }
 
-TEST_CASE("ncl-arith --model X trains the same X as a run of several models", "[experiment][arith][quick]") {
+TEST_CASE("ncl-arith --model X on 1 thread trains the same X, bit for bit, as a run of several models on 2",
+          "[experiment][arith][quick][determinism]") {
   if (!have_tokenizer()) return;
   const auto both = scratch("both"), one = scratch("one");
-  const std::string common = "--quick --epochs 1 --threads 1 --seed 3 ";
-  const auto r2 = run(common + "--model computer-value,computer-pointer --out " + both.string());
-  const auto r1 = run(common + "--model computer-pointer --out " + one.string());
+  const std::string common = "--quick --epochs 1 --seed 3 ";
+  const auto r2 = run(common + "--threads 2 --model computer-value,computer-pointer --out " + both.string() +
+                      " --save " + (both / "m-").string());
+  const auto r1 = run(common + "--threads 1 --model computer-pointer --out " + one.string() +
+                      " --save " + (one / "m-").string());
   REQUIRE(r2.status == 0);
   REQUIRE(r1.status == 0);
   auto pointer_row = [](const std::vector<std::string>& curves) {  // epoch,step,model,loss
@@ -233,6 +236,13 @@ TEST_CASE("ncl-arith --model X trains the same X as a run of several models", "[
   const auto a = pointer_row(lines_of(both / "curves.csv")), b = pointer_row(lines_of(one / "curves.csv"));
   CHECK_FALSE(a.empty());
   CHECK(a == b);
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const auto w2 = bytes(both / "m-computer-pointer.safetensors"), w1 = bytes(one / "m-computer-pointer.safetensors");
+  CHECK(w2.size() > 1000000);
+  CHECK(w1 == w2);  // every weight, bit for bit (the metadata holds no thread count)
   std::filesystem::remove_all(both);
   std::filesystem::remove_all(one);
 }

@@ -1,13 +1,18 @@
 // The machine's 16-lane path (interpreter_lanes.hpp) against its per-element step: the same
 // states after run, on dense random soft programs and states, in double and float, for
 // batches that fill chunks, leave partial chunks and split into threaded slices, and for
-// shapes with M < n, M = n, L < n.
+// shapes with M < n, M = n, L < n; and the same bits for any thread count.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <span>
 #include <utility>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "soft_test_util.hpp"
 
@@ -278,4 +283,78 @@ TEST_CASE("lane path: backward on a machine that cannot read the lane tape is a 
   CHECK_THROWS_WITH(mean_field.unroll_backward(grads, tape, dfinal),
                     Catch::Contains("mean_field control"));
   CHECK_NOTHROW(lanes.unroll_backward(grads, tape, dfinal));
+}
+
+namespace {
+
+/// fn() with OpenMP's thread count set to `threads` (restored after).
+template <class Fn>
+void with_threads(int threads, Fn&& fn) {
+#if defined(_OPENMP)
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  fn();
+  omp_set_num_threads(saved);
+#else
+  (void)threads;
+  fn();
+#endif
+}
+
+template <class M>
+bool same_bits(const M& x, const M& y) {
+  return x.rows() == y.rows() && x.cols() == y.cols() &&
+         std::memcmp(x.data(), y.data(), sizeof(typename M::Scalar) * static_cast<std::size_t>(x.size())) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("the machine's run and unroll give the same bits for 1, 2 and 3 threads",
+          "[machine_soft][lanes][determinism]") {
+  // B = 70 in the default slicing (one slice per 16 elements once the work pays for
+  // threads: five slices here), with program gradients summed over the slices; on the lane
+  // path and element by element.
+  const auto shape = shape_of(32, 6, 8, 24);
+  const ncl::index batch = 70;
+  const std::int64_t steps = 9;
+  ncl::rng random(77);
+  const auto program = random_soft_program<float>(shape, random);
+  const auto initial = random_soft_state<float>(shape, batch, random);
+  const auto dfinal = random_gradient<float>(shape, batch, random);
+  for (bool lane_path : {true, false}) {
+    struct result {
+      soft_state<float> run;
+      ncl::machine::machine_gradients<float> grads;
+    };
+    std::vector<result> results;
+    for (int threads : {1, 2, 3}) {
+      with_threads(threads, [&] {
+        ncl::machine::soft_interpreter<float> machine(shape);
+        machine.set_lane_path(lane_path);
+        result r{initial, ncl::machine::machine_gradients<float>::zeros(shape, batch, 1)};
+        machine.run(r.run, program, steps);
+        ncl::machine::machine_tape<float> tape;
+        machine.unroll_forward(tape, initial, program, steps);
+        machine.unroll_backward(r.grads, tape, dfinal);
+        results.push_back(std::move(r));
+      });
+    }
+    for (std::size_t k = 1; k < results.size(); ++k) {
+      INFO("lane path " << lane_path << ", " << k + 1 << " threads against 1");
+      const auto &x = results[k], &y = results[0];
+      CHECK(same_bits(x.run.registers, y.run.registers));
+      CHECK(same_bits(x.run.memory, y.run.memory));
+      CHECK(same_bits(x.run.counter, y.run.counter));
+      CHECK(x.run.halted == y.run.halted);
+      CHECK(same_bits(x.grads.initial.registers, y.grads.initial.registers));
+      CHECK(same_bits(x.grads.initial.memory, y.grads.initial.memory));
+      CHECK(same_bits(x.grads.initial.counter, y.grads.initial.counter));
+      const auto &a = x.grads.programs[0], &b = y.grads.programs[0];
+      CHECK(same_bits(a.op, b.op));
+      CHECK(same_bits(a.dst, b.dst));
+      CHECK(same_bits(a.a, b.a));
+      CHECK(same_bits(a.b, b.b));
+      CHECK(same_bits(a.imm, b.imm));
+    }
+  }
 }

@@ -1,4 +1,14 @@
 // When a loop should run on OpenMP threads, and such a loop.
+//
+// Determinism: ncl's results do not depend on the number of threads. Every loop here splits
+// its work by the data (a fixed range of indices per call of fn), never by the team, and
+// whatever a call of fn adds up it adds in the same order on any thread. Eigen's products
+// would break that on their own: with OpenMP, Eigen splits a large product over the threads
+// and its blocking then depends on the split (tests/core/test_product.cpp shows the bits
+// change). So the Eigen products that ncl runs are single-threaded (serial_eigen below), and
+// the large ones are cut into tiles by their shape (ncl/core/product.hpp). Eigen takes its
+// thread count from OpenMP unless Eigen::setNbThreads was called: a program that calls it
+// with more than one thread loses ncl's bit-identical results.
 #pragma once
 
 #if defined(_OPENMP)
@@ -6,6 +16,27 @@
 #endif
 
 namespace ncl::detail {
+
+/// While alive, Eigen products started by the calling thread run on that thread only: it
+/// sets OpenMP's thread count for nested regions of the calling task to 1 (Eigen reads it
+/// through omp_get_max_threads) and restores it on destruction. Inside a parallel region it
+/// touches only the calling thread's own setting.
+class serial_eigen {
+ public:
+#if defined(_OPENMP)
+  serial_eigen() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~serial_eigen() { omp_set_num_threads(saved_); }
+#else
+  serial_eigen() = default;
+#endif
+  serial_eigen(const serial_eigen&) = delete;
+  serial_eigen& operator=(const serial_eigen&) = delete;
+
+ private:
+#if defined(_OPENMP)
+  int saved_;
+#endif
+};
 
 /// True when the work is worth threads (`worth_it`), OpenMP is on, and the caller is not
 /// inside any parallel region, not even an inactive one of a single thread. Callers branch
@@ -23,14 +54,21 @@ inline bool threaded(bool worth_it) {
 }
 
 /// fn(i) for i in [0, count): on OpenMP threads when threaded(worth_it), else in order.
+/// Either way Eigen products inside fn are single-threaded (serial_eigen), so what fn(i)
+/// computes does not depend on the team.
 template <class Int, class Fn>
 void parallel_for(Int count, bool worth_it, Fn&& fn) {
   if (threaded(worth_it)) {
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+    {
+      const serial_eigen one_thread;
+#pragma omp for schedule(static)
+      for (Int i = 0; i < count; ++i) fn(i);
+    }
 #endif
-    for (Int i = 0; i < count; ++i) fn(i);
   } else {
+    const serial_eigen one_thread;
     for (Int i = 0; i < count; ++i) fn(i);
   }
 }

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "ncl/core/product.hpp"
 #include "ncl/core/tensor.hpp"
 #include "ncl/encoding/one_hot.hpp"
 
@@ -169,7 +170,8 @@ void one_hot_to_binary_forward(matrix<S>& bit_probs, const matrix<S>& probs, int
                                           ", more values than ", bits, " bits hold"));
   }
   check_probabilities("one_hot_to_binary_forward", "probs", probs);
-  bit_probs.noalias() = probs * bit_patterns<S>(probs.cols(), bits);
+  bit_probs.resize(probs.rows(), bits);
+  ncl::detail::product(bit_probs, probs, bit_patterns<S>(probs.cols(), bits), false);
 }
 
 /// dprobs (B, n) += dbit_probs (B, bits) * bit_patterns(n, bits)^T.
@@ -178,7 +180,7 @@ void one_hot_to_binary_backward(matrix<S>& dprobs, const matrix<S>& dbit_probs) 
   check_shape("one_hot_to_binary_backward", "dbit_probs", dbit_probs, dprobs.rows(),
               dbit_probs.cols());
   detail::check_bits("one_hot_to_binary_backward", static_cast<int>(dbit_probs.cols()));
-  dprobs.noalias() += dbit_probs * bit_patterns<S>(dprobs.cols(), static_cast<int>(dbit_probs.cols())).transpose();
+  ncl::detail::product(dprobs, dbit_probs, bit_patterns<S>(dprobs.cols(), static_cast<int>(dbit_probs.cols())).transpose(), true);
 }
 
 }  // namespace ncl::encoding

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ncl/core/product.hpp"
 #include "ncl/core/rng.hpp"
 #include "ncl/core/softmax.hpp"
 #include "ncl/machine/shape.hpp"
@@ -188,7 +189,9 @@ class contextual_controller {
     programs.resize(static_cast<std::size_t>(z.rows()));
     for (field f : all_fields) {
       const index width = field_width(f, shape_);
-      const matrix<S> logits = z * weight_map(f) + bias_map(f).replicate(z.rows(), 1);  // (B, L*width)
+      matrix<S> logits(z.rows(), shape_.lines * field_width(f, shape_));  // (B, L*width)
+      ncl::detail::product(logits, z, weight_map(f), false);
+      logits += bias_map(f).replicate(z.rows(), 1);
       for (index b = 0; b < z.rows(); ++b) {
         const matrix<S> row = const_matrix_map<S>(logits.row(b).data(), shape_.lines, width);
         softmax_forward(field_of(programs[static_cast<std::size_t>(b)], f), row);
@@ -215,9 +218,9 @@ class contextual_controller {
         softmax_backward(d, field_of(dprograms[k], f), field_of(programs[k], f));
         dlogits.row(b) = Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(d.data(), d.size());
       }
-      grad_map(weight(f), context_dim_).noalias() += z.transpose() * dlogits;
+      ncl::detail::product(grad_map(weight(f), context_dim_), z.transpose(), dlogits, true);
       grad_map(bias(f), 1) += dlogits.colwise().sum();
-      if (dz) dz->noalias() += dlogits * weight_map(f).transpose();
+      if (dz) ncl::detail::product(*dz, dlogits, weight_map(f).transpose(), true);
     }
   }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "ncl/core/product.hpp"
 #include "ncl/core/rng.hpp"
 #include "ncl/library/controller.hpp"
 #include "ncl/library/linker.hpp"
@@ -444,7 +445,7 @@ selection_result<S> learn_selection(const program_library& lib, const std::vecto
     select_backward(dselect, grads.initial.counter, lib);
     softmax_backward(dlogits, dselect, select);
     params.zero_grad();
-    matrix_map<S>(params.grad(weight).data(), features, entries).noalias() += x.transpose() * dlogits;
+    ncl::detail::product(matrix_map<S>(params.grad(weight).data(), features, entries), x.transpose(), dlogits, true);
     matrix_map<S>(params.grad(bias).data(), 1, entries) += dlogits.colwise().sum();
     optimizer.step(params);
   }

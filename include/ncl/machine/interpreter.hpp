@@ -124,9 +124,10 @@ class soft_interpreter {
     layout_.n = shape_.n;
   }
 
-  /// Splits the batch into `count` slices (at most B), stepped by separate OpenMP threads
-  /// when `threads`, else one after another; 0, the default, picks one slice per thread
-  /// when the batch and the steps are work enough to pay for the threads.
+  /// Splits the batch into `count` slices (at most B; on the lane path at most one per 16
+  /// elements), shared out among OpenMP threads when `threads`, else one after another; 0,
+  /// the default, picks one slice per 16 elements when the batch and the steps are work
+  /// enough to pay for threads. The results do not depend on the thread count either way.
   void set_slices(index count, bool threads = true) {
     if (count < 0) throw value_error(ncl::detail::concat("set_slices: count = ", count, " < 0"));
     slices_ = count;
@@ -160,7 +161,7 @@ class soft_interpreter {
     pack(packed, programs, state.batch(), "soft_interpreter::run");
     auto slices = make_slices(state.batch(), steps);
     if (uses_lanes(packed, steps)) {
-      slices = make_lane_slices(state.batch(), steps);
+      slices = make_slices(state.batch(), steps, detail::chunk_lanes);
       return run_lanes(state, packed, slices, steps);
     }
     soft_state<S> next;
@@ -353,27 +354,30 @@ class soft_interpreter {
     }
   }
 
-  /// The batch split into one contiguous slice per thread when the work of `steps` steps is
-  /// worth it: each thread steps its slice on its own, the ALU included. Below the
-  /// threshold (on the 2-core machines measured: one step of B = 32 at n <= 64) the
-  /// threads' fork and the move of their rows of the caller's state to their cores cost
-  /// more than they save.
-  std::vector<detail::batch_slice<S>> make_slices(index batch, std::int64_t steps) const {
-    index threads = 1;
-#if defined(_OPENMP)
-    threads = omp_get_max_threads();
-#endif
+  /// The batch split into contiguous slices: by default one per 16 elements when the work
+  /// of `steps` steps is worth threads, else one; set_slices overrides the count. Slices
+  /// start at multiples of `unit` elements (16 on the lane path, where a chunk's lanes must
+  /// not depend on the split). The threads share the slices out: the split depends on the
+  /// batch and the work only, never on the thread count, so neither does anything summed
+  /// over slices (the program gradients). Below the threshold (on the 2-core machines
+  /// measured: one step of B = 32 at n <= 64) the threads' fork and the move of their rows
+  /// of the caller's state to their cores cost more than they save.
+  std::vector<detail::batch_slice<S>> make_slices(index batch, std::int64_t steps,
+                                                  index unit = 1) const {
+    const index per_slice = detail::chunk_lanes;
     const index work = shape_.n * (shape_.n + shape_.registers + 2 * shape_.memory + shape_.lines);
     const double total = static_cast<double>(batch) * static_cast<double>(work) *
                          static_cast<double>(steps);
-    const index wanted = slices_ > 0 ? slices_ : (total >= double(1 << 19) ? threads : 1);
-    const index count = std::max<index>(1, std::min(wanted, batch));
+    const index wanted = slices_ > 0 ? slices_
+                                     : (total >= double(1 << 19) ? (batch + per_slice - 1) / per_slice : 1);
+    const index units = (batch + unit - 1) / unit;
+    const index count = std::max<index>(1, std::min(wanted, units));
     std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
     for (index k = 0; k < count; ++k) {
       auto& slice = slices[static_cast<std::size_t>(k)];
       slice.id = k;
-      slice.begin = batch * k / count;
-      slice.end = batch * (k + 1) / count;
+      slice.begin = std::min(batch, unit * (units * k / count));
+      slice.end = std::min(batch, unit * (units * (k + 1) / count));
     }
     return slices;
   }
@@ -418,8 +422,9 @@ class soft_interpreter {
         for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
       };
       prepare_from(0);  // a run of up to 64 steps meets only where the region ends
-#pragma omp parallel num_threads(static_cast<int>(count))
+#pragma omp parallel num_threads(static_cast<int>(std::min<index>(count, omp_get_max_threads())))
       {
+        const ncl::detail::serial_eigen one_thread;
         const index threads = omp_get_num_threads(), me = omp_get_thread_num();
         for (std::int64_t first = 0;;) {
           const std::int64_t last = std::min(steps, first + prepare_block);
@@ -458,6 +463,7 @@ class soft_interpreter {
       return ran.load();
     }
 #endif
+    const ncl::detail::serial_eigen one_thread;
     for (std::int64_t t = 0; t < steps; ++t) {
       prepare(t);
       bool all = true;
@@ -477,7 +483,7 @@ class soft_interpreter {
     static constexpr index K = detail::chunk_lanes;
     const detail::lane_layout lay(shape_, layout_);
     auto& record = tape.lanes;
-    auto slices = make_lane_slices(initial.batch(), steps);
+    auto slices = make_slices(initial.batch(), steps, detail::chunk_lanes);
     record.chunks = (initial.batch() + K - 1) / K;
     const auto state_size = static_cast<std::size_t>(record.chunks * lay.state_rows() * K);
     const auto cache_size = static_cast<std::size_t>(record.chunks * lay.cache_rows() * K);
@@ -549,7 +555,7 @@ class soft_interpreter {
     const matrix<S>& P = programs.of(0);
     const index fields = layout_.imm() + shape_.n;
     record.fields_transposed = P.leftCols(fields).transpose();
-    const auto slices = make_lane_slices(programs.batch, steps);
+    const auto slices = make_slices(programs.batch, steps, detail::chunk_lanes);
     const auto count = slices.size();
     record.d_states.resize(count);
     record.scratch.resize(count);
@@ -592,22 +598,6 @@ class soft_interpreter {
     if (!program_gradients) return;
     for (std::size_t k = 1; k < d_packed.size(); ++k) d_packed[0] += d_packed[k];
     detail::unpack_add(grads.programs[0], d_packed[0], layout_);
-  }
-
-  /// make_slices for the lane path: whole chunks of 16 elements per slice (chunk ch is batch
-  /// rows [16 ch, 16 ch + 16)), so a chunk's lanes never depend on how the batch was split.
-  std::vector<detail::batch_slice<S>> make_lane_slices(index batch, std::int64_t steps) const {
-    static constexpr index K = detail::chunk_lanes;
-    const index chunks = (batch + K - 1) / K;
-    const auto count = std::min<index>(static_cast<index>(make_slices(batch, steps).size()), chunks);
-    std::vector<detail::batch_slice<S>> slices(static_cast<std::size_t>(count));
-    for (index k = 0; k < count; ++k) {
-      auto& slice = slices[static_cast<std::size_t>(k)];
-      slice.id = k;
-      slice.begin = K * (chunks * k / count);
-      slice.end = std::min(batch, K * (chunks * (k + 1) / count));
-    }
-    return slices;
   }
 
   /// The lane path serves per-line control, the table ALU and a shared program, for runs of

@@ -1,10 +1,12 @@
 // A linear layer without bias, y = x W^T, with W stored (out, in) as in PyTorch's nn.Linear
-// and Hugging Face checkpoints. Both passes are single Eigen GEMMs over row-major maps of the
-// caller's buffers.
+// and Hugging Face checkpoints. Both passes are Eigen GEMMs over row-major maps of the
+// caller's buffers, tiled by their shape so that the bits do not depend on the thread count
+// (ncl/core/product.hpp).
 #pragma once
 
 #include <Eigen/Core>
 
+#include "ncl/core/product.hpp"
 #include "ncl/core/tensor.hpp"
 
 namespace ncl::nn {
@@ -15,7 +17,7 @@ void linear_forward(S* out, const S* inp, const S* weight, index N, index C, ind
   const_matrix_map<S> x(inp, N, C);
   const_matrix_map<S> w(weight, OC, C);
   matrix_map<S> y(out, N, OC);
-  y.noalias() = x * w.transpose();
+  ncl::detail::product(y, x, w.transpose(), false);
 }
 
 /// dinp (N, C) += dout weight; dweight (OC, C) += dout^T inp. dinp may be null (input needs
@@ -26,10 +28,10 @@ void linear_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S* 
   const_matrix_map<S> dy(dout, N, OC);
   if (dinp != nullptr) {
     matrix_map<S> dx(dinp, N, C);
-    dx.noalias() += dy * const_matrix_map<S>(weight, OC, C);
+    ncl::detail::product(dx, dy, const_matrix_map<S>(weight, OC, C), true);
   }
   matrix_map<S> dw(dweight, OC, C);
-  dw.noalias() += dy.transpose() * const_matrix_map<S>(inp, N, C);
+  ncl::detail::product(dw, dy.transpose(), const_matrix_map<S>(inp, N, C), true);
 }
 
 }  // namespace ncl::nn
