@@ -7,12 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "ncl/core/product.hpp"
 #include "ncl/core/rng.hpp"
+#include "../test_threads.hpp"
 
 namespace {
 
@@ -36,19 +33,6 @@ rows_matrix plain_product(const rows_matrix& start, const L& lhs, const R& rhs, 
     }
   }
   return out;
-}
-
-template <class Fn>
-void with_threads(int threads, Fn&& fn) {
-#if defined(_OPENMP)
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
-  fn();
-  omp_set_num_threads(saved);
-#else
-  (void)threads;
-  fn();
-#endif
 }
 
 double max_abs(const rows_matrix& m) { return m.size() == 0 ? 0.0 : double(m.cwiseAbs().maxCoeff()); }
@@ -97,7 +81,7 @@ TEST_CASE("product gives the same bits for 1, 2 and 3 threads", "[core][product]
     const auto dy = random_matrix(N, OC, random), x = random_matrix(N, C, random);
     std::vector<rows_matrix> results;
     for (int threads : {1, 2, 3}) {
-      with_threads(threads, [&] {
+      ncl_test::with_threads(threads, [&] {
         rows_matrix dw = rows_matrix::Zero(OC, C);
         ncl::detail::product(dw, dy.transpose(), x, true);
         results.push_back(dw);

@@ -10,10 +10,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
+#include "../test_threads.hpp"
 #include "soft_test_util.hpp"
 
 namespace {
@@ -287,20 +284,6 @@ TEST_CASE("lane path: backward on a machine that cannot read the lane tape is a 
 
 namespace {
 
-/// fn() with OpenMP's thread count set to `threads` (restored after).
-template <class Fn>
-void with_threads(int threads, Fn&& fn) {
-#if defined(_OPENMP)
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(threads);
-  fn();
-  omp_set_num_threads(saved);
-#else
-  (void)threads;
-  fn();
-#endif
-}
-
 template <class M>
 bool same_bits(const M& x, const M& y) {
   return x.rows() == y.rows() && x.cols() == y.cols() &&
@@ -328,7 +311,7 @@ TEST_CASE("the machine's run and unroll give the same bits for 1, 2 and 3 thread
     };
     std::vector<result> results;
     for (int threads : {1, 2, 3}) {
-      with_threads(threads, [&] {
+      ncl_test::with_threads(threads, [&] {
         ncl::machine::soft_interpreter<float> machine(shape);
         machine.set_lane_path(lane_path);
         result r{initial, ncl::machine::machine_gradients<float>::zeros(shape, batch, 1)};
