@@ -17,15 +17,31 @@
 
 namespace ncl::detail {
 
+#if defined(_OPENMP)
+/// The thread count that was in force when the calling thread's outermost serial_eigen
+/// began; 0 when none is alive.
+inline int& threads_before_serial_eigen() {
+  thread_local int threads = 0;
+  return threads;
+}
+#endif
+
 /// While alive, Eigen products started by the calling thread run on that thread only: it
 /// sets OpenMP's thread count for nested regions of the calling task to 1 (Eigen reads it
 /// through omp_get_max_threads) and restores it on destruction. Inside a parallel region it
-/// touches only the calling thread's own setting.
+/// touches only the calling thread's own setting. ncl's own loops still get every thread
+/// (team_size).
 class serial_eigen {
  public:
 #if defined(_OPENMP)
-  serial_eigen() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~serial_eigen() { omp_set_num_threads(saved_); }
+  serial_eigen() : saved_(omp_get_max_threads()), outer_(threads_before_serial_eigen()) {
+    if (outer_ == 0) threads_before_serial_eigen() = saved_;
+    omp_set_num_threads(1);
+  }
+  ~serial_eigen() {
+    omp_set_num_threads(saved_);
+    threads_before_serial_eigen() = outer_;
+  }
 #else
   serial_eigen() = default;
 #endif
@@ -34,9 +50,18 @@ class serial_eigen {
 
  private:
 #if defined(_OPENMP)
-  int saved_;
+  int saved_, outer_;
 #endif
 };
+
+#if defined(_OPENMP)
+/// The threads an ncl parallel region may use: OpenMP's count, as it was before any
+/// serial_eigen of the calling thread lowered it for Eigen.
+inline int team_size() {
+  const int before = threads_before_serial_eigen();
+  return before > 0 ? before : omp_get_max_threads();
+}
+#endif
 
 /// True when the work is worth threads (`worth_it`), OpenMP is on, and the caller is not
 /// inside any parallel region, not even an inactive one of a single thread. Callers branch
@@ -60,7 +85,7 @@ template <class Int, class Fn>
 void parallel_for(Int count, bool worth_it, Fn&& fn) {
   if (threaded(worth_it)) {
 #if defined(_OPENMP)
-#pragma omp parallel
+#pragma omp parallel num_threads(team_size())
     {
       const serial_eigen one_thread;
 #pragma omp for schedule(static)

@@ -189,7 +189,7 @@ class contextual_controller {
     programs.resize(static_cast<std::size_t>(z.rows()));
     for (field f : all_fields) {
       const index width = field_width(f, shape_);
-      matrix<S> logits(z.rows(), shape_.lines * field_width(f, shape_));  // (B, L*width)
+      matrix<S> logits(z.rows(), shape_.lines * width);  // (B, L*width)
       ncl::detail::product(logits, z, weight_map(f), false);
       logits += bias_map(f).replicate(z.rows(), 1);
       for (index b = 0; b < z.rows(); ++b) {

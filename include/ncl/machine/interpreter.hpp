@@ -159,11 +159,9 @@ class soft_interpreter {
     check_steps("soft_interpreter::run", steps);
     detail::packed_programs<S> packed;
     pack(packed, programs, state.batch(), "soft_interpreter::run");
-    auto slices = make_slices(state.batch(), steps);
-    if (uses_lanes(packed, steps)) {
-      slices = make_slices(state.batch(), steps, detail::chunk_lanes);
-      return run_lanes(state, packed, slices, steps);
-    }
+    const bool lanes = uses_lanes(packed, steps);
+    auto slices = make_slices(state.batch(), steps, lanes ? detail::chunk_lanes : 1);
+    if (lanes) return run_lanes(state, packed, slices, steps);
     soft_state<S> next;
     step_cache<S> cache;  // every step overwrites it: run keeps no tape
     prepare_forward(next, cache, state.batch());
@@ -422,7 +420,7 @@ class soft_interpreter {
         for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
       };
       prepare_from(0);  // a run of up to 64 steps meets only where the region ends
-#pragma omp parallel num_threads(static_cast<int>(std::min<index>(count, omp_get_max_threads())))
+#pragma omp parallel num_threads(static_cast<int>(std::min<index>(count, ncl::detail::team_size())))
       {
         const ncl::detail::serial_eigen one_thread;
         const index threads = omp_get_num_threads(), me = omp_get_thread_num();
