@@ -9,17 +9,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include <ncl/core/file.hpp>
+#include <ncl/io/safetensors.hpp>
 #include <ncl/tokenizer/tokenizer.hpp>
 
 namespace {
@@ -245,6 +249,119 @@ TEST_CASE("ncl-arith --model X on 1 thread trains the same X, bit for bit, as a 
   CHECK(w1 == w2);  // every weight, bit for bit (the metadata holds no thread count)
   std::filesystem::remove_all(both);
   std::filesystem::remove_all(one);
+}
+
+// Starts ncl-arith ARGS (split on spaces) with stdout and stderr to `log`; returns its pid.
+pid_t spawn(const std::string& args, const std::filesystem::path& log) {
+  std::vector<std::string> words{arith};
+  std::istringstream in(args);
+  for (std::string w; in >> w;) words.push_back(w);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::FILE* f = std::fopen(log.c_str(), "a");
+    if (f) {
+      ::dup2(::fileno(f), 1);
+      ::dup2(::fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// The exit status of `pid` once it ends (-1 if a signal ended it).
+int wait_for(pid_t pid) {
+  int raw = 0;
+  ::waitpid(pid, &raw, 0);
+  return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+}
+
+bool tmp_file_in(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().find(".tmp.") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("ncl-arith --checkpoint: killed with SIGKILL (in a save too) and resumed, it ends with the weights of a run never interrupted",
+          "[experiment][arith][quick][resume]") {
+  if (!have_tokenizer()) return;
+  const auto ref = scratch("resume_ref"), cut = scratch("resume_cut");
+  std::filesystem::create_directories(cut);
+  const std::string common = "--quick --epochs 2 --seed 5 --model computer-pointer --threads 1 ";
+  REQUIRE(run(common + "--out " + ref.string() + " --save " + (ref / "m-").string()).status == 0);
+
+  const auto state = cut / "state.safetensors", log = cut / "log.txt";
+  const std::string args = common + "--out " + cut.string() + " --save " + (cut / "m-").string() + " --checkpoint " +
+                           state.string() + " --checkpoint-every 15";
+  std::random_device entropy;
+  std::mt19937 pick(entropy());
+  int in_save = 0, kills = 0;
+  // Four kills: two the moment a save's temporary file appears (mid-write), two after a
+  // random delay; after each, the last checkpoint must still load (or not exist yet).
+  for (int round = 0; round < 4; ++round) {
+    const pid_t pid = spawn(args, log);
+    bool killed = false;
+    if (round % 2 == 0) {
+      for (int poll = 0; poll < 60000 && !killed; ++poll) {  // up to a minute
+        if (tmp_file_in(cut)) {
+          ::kill(pid, SIGKILL);
+          killed = true;
+          ++in_save;
+        } else {
+          int raw = 0;
+          if (::waitpid(pid, &raw, WNOHANG) == pid) break;  // finished before a save
+          ::usleep(1000);
+        }
+      }
+    } else {
+      const int ms = std::uniform_int_distribution<int>(500, 6000)(pick);
+      INFO("kill after " << ms << " ms");
+      ::usleep(static_cast<useconds_t>(ms) * 1000);
+      killed = ::kill(pid, SIGKILL) == 0;
+    }
+    wait_for(pid);
+    kills += killed;
+    if (std::filesystem::exists(state)) {
+      CHECK_NOTHROW(ncl::io::safetensors::load(state.string()));  // the previous save is whole
+    }
+  }
+  CHECK(in_save >= 1);
+  const pid_t last = spawn(args, log);
+  const int status = wait_for(last);
+  INFO(ncl::read_file(log));
+  REQUIRE(status == 0);
+  CHECK(kills >= 3);
+  CHECK_THAT(ncl::read_file(log), Catch::Contains("resuming from"));
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const auto a = bytes(ref / "m-computer-pointer.safetensors"), b = bytes(cut / "m-computer-pointer.safetensors");
+  CHECK(a.size() > 1000000);
+  CHECK(a == b);  // every weight, bit for bit
+  // The same losses and accuracies, epoch by epoch (the columns before the times).
+  auto records = [](const std::vector<std::string>& lines) {
+    std::vector<std::string> out;
+    for (const auto& line : lines) {
+      std::size_t end = 0;
+      for (int field = 0; field < 6 && end != std::string::npos; ++field) end = line.find(',', end + (field > 0));
+      out.push_back(line.substr(0, end));
+    }
+    return out;
+  };
+  CHECK(records(lines_of(ref / "curves.csv")) == records(lines_of(cut / "curves.csv")));
+  // A checkpoint of another configuration is refused, naming the file.
+  const auto other = run("--quick --epochs 3 --seed 5 --model computer-pointer --out " + cut.string() + " --checkpoint " + state.string());
+  CHECK(other.status == 2);
+  CHECK_THAT(other.err, Catch::Contains("state.safetensors: a training state of another run"));
+  std::filesystem::remove_all(ref);
+  std::filesystem::remove_all(cut);
 }
 
 TEST_CASE("ncl-arith rejects bad flags with exit 2 and writes nothing", "[experiment][arith][cli]") {

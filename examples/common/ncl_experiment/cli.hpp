@@ -42,6 +42,9 @@ struct common_options {
   double lr = 2e-3;
   std::string tokenizer;            ///< empty: the cached LLaMA 3 tokenizer.json
   bool data_only = false;           ///< write train.tsv and test.tsv, train nothing
+  int shards = 2;                   ///< a batch's parts, summed in a fixed tree (MPI ranks divide it)
+  std::string checkpoint;           ///< the training-state file to resume from and save to
+  std::int64_t checkpoint_every = 0;  ///< steps between training-state saves (0: each epoch)
   std::vector<std::string> known_models;  ///< filled by add_common_options
 };
 
@@ -62,6 +65,15 @@ inline void add_common_options(CLI::App& app, common_options& o, std::vector<std
   app.add_option("--eval", o.eval, "with --load: evaluate on FILE (INPUT<TAB>ANSWER lines), print JSON");
   app.add_option("--batch", o.batch, "examples per training step")->capture_default_str();
   app.add_option("--lr", o.lr, "peak learning rate (warm-up, then cosine decay to a tenth)")->capture_default_str();
+  app.add_option("--shards", o.shards,
+                 "a batch is computed in this many parts whose gradients are summed in a fixed order "
+                 "(a power of two; the same bits for any thread count and for any MPI rank count dividing it)")
+      ->capture_default_str();
+  app.add_option("--checkpoint", o.checkpoint,
+                 "the training-state file: saved atomically after every epoch (and every "
+                 "--checkpoint-every steps); a run that finds it resumes from it, to the same bits");
+  app.add_option("--checkpoint-every", o.checkpoint_every, "steps between training-state saves (0: each epoch only)")
+      ->capture_default_str();
   app.add_flag("--data-only", o.data_only, "write train.tsv and test.tsv to --out and stop");
   app.add_option("--tokenizer", o.tokenizer,
                  "a tokenizer.json (default: the LLaMA 3 file cmake/fetch_tokenizer.sh caches; "
@@ -94,6 +106,9 @@ inline void check_common_options(common_options& o) {
   if (!o.load.empty() && o.eval.empty()) fail("--load needs --eval (the file to evaluate on)");
   if (o.data_only && !o.load.empty()) fail("--data-only and --load exclude each other");
   if (o.out.empty()) fail("--out must not be empty");
+  if (o.shards < 1 || o.shards > 1024 || (o.shards & (o.shards - 1)) != 0) fail("--shards must be a power of two in [1, 1024], got ", o.shards);
+  if (o.checkpoint_every < 0) fail("--checkpoint-every must be >= 0, got ", o.checkpoint_every);
+  if (o.checkpoint_every > 0 && o.checkpoint.empty()) fail("--checkpoint-every needs --checkpoint FILE");
   if (o.models.empty()) o.models = o.known_models;
   for (const auto& m : o.models) {
     bool known = false;

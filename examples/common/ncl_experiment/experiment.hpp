@@ -174,21 +174,37 @@ inline int run_sentence_experiment(common_options& common, const sentence_model_
     models.back()->init(init);
   }
 
-  make_out_dir(out);
-  write_tsv(out / "train.tsv", task.train);
-  write_tsv(out / "test.tsv", task.test);
-  std::printf("%s: %zu training and %zu test sentences, T = %lld tokens (%s); models:", task.name.c_str(),
-              task.train.size(), task.test.size(), static_cast<long long>(llama.max_seq_len), enc.name().c_str());
-  for (const auto& m : models) std::printf(" %s", m->name().c_str());
-  std::printf("; %d threads\n", threads_in_use(common));
-  std::fflush(stdout);
+  // With MPI, every rank trains and only rank 0 writes and prints.
+  const auto& comm = ncl::train::communicator::world();
+  try {
+    ncl::train::check_sharding(common.shards, comm.size());
+  } catch (const ncl::value_error& e) {
+    throw usage_error(e.what());
+  }
+  if (comm.root()) {
+    make_out_dir(out);
+    write_tsv(out / "train.tsv", task.train);
+    write_tsv(out / "test.tsv", task.test);
+    std::printf("%s: %zu training and %zu test sentences, T = %lld tokens (%s); models:", task.name.c_str(),
+                task.train.size(), task.test.size(), static_cast<long long>(llama.max_seq_len), enc.name().c_str());
+    for (const auto& m : models) std::printf(" %s", m->name().c_str());
+    std::printf("; %d threads", threads_in_use(common));
+    if (comm.size() > 1) std::printf(" x %d processes", comm.size());
+    std::printf("; %d shards a batch\n", common.shards);
+    std::fflush(stdout);
+  }
 
   train_options o = training_defaults;
   o.epochs = common.epochs;
   o.batch = common.batch;
   o.lr = common.lr;
   o.seed = common.seed;
+  o.shards = common.shards;
+  o.checkpoint = common.checkpoint;
+  o.checkpoint_every = common.checkpoint_every;
+  o.progress = o.progress && comm.root();
   const auto results = train_models(models, train_set, test_set, o);
+  if (!comm.root()) return 0;
 
   std::vector<summary_row> rows;
   for (const auto& r : results) {
@@ -203,6 +219,8 @@ inline int run_sentence_experiment(common_options& common, const sentence_model_
   config["lr"] = common.lr;
   config["threads"] = threads_in_use(common);
   config["quick"] = common.quick;
+  config["shards"] = common.shards;
+  config["processes"] = comm.size();
   config["dim"] = mo.dim;
   config["layers"] = mo.layers;
   config["heads"] = mo.heads;

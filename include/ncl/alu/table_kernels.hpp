@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/tensor.hpp"
 
 namespace ncl::alu::detail {
@@ -89,7 +90,7 @@ struct lane_kernels {
 
    private:
     static S* storage(index rows) {
-      thread_local std::vector<S> block;
+      thread_local buffer<S> block;  // aligned: sums over its rows must not depend on the heap
       const auto size = static_cast<std::size_t>(rows * W);
       if (block.size() < size) block.resize(size);
       return block.data();

@@ -101,6 +101,25 @@ class rng {
     for (auto& x : out) x = static_cast<S>(normal(mean, stddev));
   }
 
+  /// Everything the generator's future output depends on, for a checkpoint to resume from.
+  struct snapshot {
+    std::uint64_t words[4]{};
+    double spare_normal = 0.0;
+    bool has_spare_normal = false;
+  };
+  snapshot save() const {
+    snapshot s;
+    for (int i = 0; i < 4; ++i) s.words[i] = state_[i];
+    s.spare_normal = spare_normal_;
+    s.has_spare_normal = has_spare_normal_;
+    return s;
+  }
+  void restore(const snapshot& s) {
+    for (int i = 0; i < 4; ++i) state_[i] = s.words[i];
+    spare_normal_ = s.spare_normal;
+    has_spare_normal_ = s.has_spare_normal;
+  }
+
  private:
   static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   static std::uint64_t splitmix64(std::uint64_t& x) {

@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/core/tensor.hpp"
 #include "ncl/train/parallel.hpp"
@@ -90,7 +91,7 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att,
   // Parallel over the batch only: the query heads of a group add into the same dk and dv.
   NCL_OMP(omp parallel if (B * H * Tq * T * D > 200000))
   {
-    std::vector<S> datt(static_cast<std::size_t>(T));
+    buffer<S> datt(static_cast<std::size_t>(T));
     NCL_OMP(omp for schedule(static))
     for (index b = 0; b < B; ++b) {
       for (index h = 0; h < H; ++h) {

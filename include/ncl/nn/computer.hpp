@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "ncl/alu/alu.hpp"
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/core/rng.hpp"
 #include "ncl/core/softmax.hpp"
@@ -258,7 +259,7 @@ class llama_computer {
     linear_backward(dhidden_norm.data(), g(select_w_), dlogits.data(), hidden_norm_.data(), w(select_w_), B, C, E);
     std::vector<matrix<S>> dargs(arg_w_.size(), matrix<S>::Zero(B, n));
     library::write_arguments_backward(dargs, grads.initial.registers, shape, config_.argument_registers);
-    std::vector<S> dstream_norm(stream_norm_.size(), S(0));
+    buffer<S> dstream_norm(stream_norm_.size(), S(0));
     for (std::size_t i = 0; i < arg_w_.size(); ++i) {
       if (config_.arguments != argument_head::pointer) {
         matrix<S> dl = matrix<S>::Zero(B, n);
@@ -344,7 +345,7 @@ class llama_computer {
     arg = matrix<S>::Zero(B, n);
     const S* bias = w(arg_bias_[i]);
     std::vector<std::pair<index, std::int64_t>> candidates;
-    std::vector<S> scores;
+    buffer<S> scores;
     for (index b = 0; b < B; ++b) {
       pointer_candidates(candidates, b, T);
       if (candidates.empty()) {
@@ -367,14 +368,14 @@ class llama_computer {
 
   // From darg (B, n): dhidden_norm (B, C) and dstream_norm (B rows, C) += the gradients through
   // W_q and W_k; the gradients of W_q, W_k and the distance bias go into params().grads().
-  void pointer_backward(matrix<S>& dhidden_norm, std::vector<S>& dstream_norm, const matrix<S>& darg,
+  void pointer_backward(matrix<S>& dhidden_norm, buffer<S>& dstream_norm, const matrix<S>& darg,
                         const pointer_state& ps, std::size_t i, index B, index T) {
     const index C = model_.config().dim, R = rows_, offset = T - rows_;
     const S scale = S(1) / std::sqrt(static_cast<S>(C));
     matrix<S> dq = matrix<S>::Zero(B, C), dkeys = matrix<S>::Zero(B * R, C);
     S* dbias = g(arg_bias_[i]);
     std::vector<std::pair<index, std::int64_t>> candidates;
-    std::vector<S> att, datt, ds;
+    buffer<S> att, datt, ds;
     for (index b = 0; b < B; ++b) {
       pointer_candidates(candidates, b, T);
       if (candidates.empty()) continue;  // a constant: no gradient
@@ -506,7 +507,7 @@ class llama_computer {
   std::vector<std::int32_t> targets_;
   index rows_ = 0;                    // positions per sequence in the stream after block k
   std::vector<std::int32_t> tokens_;
-  std::vector<S> stream_, stream_norm_, rstd_;  // (B rows, C) the stream after block k, normalised
+  buffer<S> stream_, stream_norm_, rstd_;  // (B rows, C) the stream after block k, normalised
   matrix<S> hidden_norm_, select_logits_, select_, answer_;  // hidden_norm_: at the read rows
   std::vector<pointer_state> pointers_;
   std::vector<matrix<S>> arg_probs_;

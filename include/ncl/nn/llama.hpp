@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/core/rng.hpp"
 #include "ncl/core/tensor.hpp"
@@ -374,7 +375,7 @@ class llama {
  private:
   S* w(std::size_t p) { return params_.value(p).data(); }
   S* g(std::size_t p) { return params_.grad(p).data(); }
-  static void zero(std::vector<S>& v) { std::fill(v.begin(), v.end(), S(0)); }
+  static void zero(buffer<S>& v) { std::fill(v.begin(), v.end(), S(0)); }
   static void check_level(const char* op, index blocks, index run) {
     if (run < 0 || blocks < 0 || blocks > run) {
       throw value_error(ncl::detail::concat(op, ": level ", blocks, " is outside [0, ",
@@ -421,7 +422,7 @@ class llama {
     T_ = T;
     const index L = c.n_layers, N = B * T, C = c.dim, F = c.ffn_dim, H = c.n_heads;
     const index D = c.head_dim(), QKV = (H + 2 * c.n_kv_heads) * D, O = c.output_size;
-    auto size = [](std::vector<S>& v, index n) { v.assign(static_cast<std::size_t>(n), S(0)); };
+    auto size = [](buffer<S>& v, index n) { v.assign(static_cast<std::size_t>(n), S(0)); };
     size(resid_, (L + 1) * N * C);
     size(xn1_, L * N * C);
     size(rstd1_, L * N);
@@ -465,9 +466,9 @@ class llama {
   bool have_head_ = false;
   std::vector<index> rows_;  // query positions per sequence of each block run
   std::vector<std::int32_t> tokens_, targets_;
-  std::vector<S> resid_, xn1_, rstd1_, qkv_, att_, y_, mid_, xn2_, rstd2_, gu_, h_;
-  std::vector<S> last_, lastn_, rstdf_, logits_, probs_;
-  std::vector<S> dlogits_, dlast_, dlastn_, dresid_, dnext_, dh_, dgu_, dxn_, dy_, dqkv_rot_, dqkv_;
+  buffer<S> resid_, xn1_, rstd1_, qkv_, att_, y_, mid_, xn2_, rstd2_, gu_, h_;
+  buffer<S> last_, lastn_, rstdf_, logits_, probs_;
+  buffer<S> dlogits_, dlast_, dlastn_, dresid_, dnext_, dh_, dgu_, dxn_, dy_, dqkv_rot_, dqkv_;
 };
 
 }  // namespace ncl::nn

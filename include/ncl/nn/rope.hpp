@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/core/tensor.hpp"
 #include "ncl/train/parallel.hpp"
@@ -17,8 +18,8 @@ template <class S>
 struct rope_table {
   index head_dim = 0;
   index max_positions = 0;
-  std::vector<S> cos;
-  std::vector<S> sin;
+  buffer<S> cos;
+  buffer<S> sin;
 
   rope_table() = default;
   rope_table(index head_dim_, index max_positions_, double theta = 500000.0)

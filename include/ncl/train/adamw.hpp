@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/train/parallel.hpp"
 #include "ncl/train/parameters.hpp"
@@ -229,8 +230,8 @@ class adamw {
   }
 
   adamw_options options_;
-  std::vector<S> m_;
-  std::vector<S> v_;
+  buffer<S> m_;
+  buffer<S> v_;
   std::int64_t step_ = 0;
 };
 

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ncl/core/buffer.hpp"
 #include "ncl/core/error.hpp"
 #include "ncl/core/tensor.hpp"
 
@@ -192,8 +193,8 @@ class parameter_set {
 
  private:
   std::vector<parameter_info> infos_;
-  std::vector<S> values_;
-  std::vector<S> grads_;
+  buffer<S> values_;
+  buffer<S> grads_;
   std::vector<std::uint8_t> mask_;
   std::vector<std::vector<std::size_t>> touched_;
   std::vector<std::vector<std::uint8_t>> row_marked_;
