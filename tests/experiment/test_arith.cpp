@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -294,50 +295,61 @@ TEST_CASE("ncl-arith --checkpoint: killed with SIGKILL (in a save too) and resum
   const auto ref = scratch("resume_ref"), cut = scratch("resume_cut");
   std::filesystem::create_directories(cut);
   const std::string common = "--quick --epochs 2 --seed 5 --model computer-pointer --threads 1 ";
-  REQUIRE(run(common + "--out " + ref.string() + " --save " + (ref / "m-").string()).status == 0);
 
-  const auto state = cut / "state.safetensors", log = cut / "log.txt";
+  const auto state = cut / "state.safetensors", log = cut / "log.txt", last_log = cut / "last.txt";
   const std::string args = common + "--out " + cut.string() + " --save " + (cut / "m-").string() + " --checkpoint " +
                            state.string() + " --checkpoint-every 15";
+  // Timed from the reference run, so the kills land mid-training on a slow or loaded machine too.
+  const auto clock = [] { return std::chrono::steady_clock::now(); };
+  const auto t0 = clock();
+  REQUIRE(run(common + "--out " + ref.string() + " --save " + (ref / "m-").string()).status == 0);
+  const double ref_ms = std::chrono::duration<double, std::milli>(clock() - t0).count();
   std::random_device entropy;
   std::mt19937 pick(entropy());
+  const auto alive = [](pid_t pid) {
+    int raw = 0;
+    return ::waitpid(pid, &raw, WNOHANG) == 0;
+  };
   int in_save = 0, kills = 0;
-  // Four kills: two the moment a save's temporary file appears (mid-write), two after a
-  // random delay; after each, the last checkpoint must still load (or not exist yet).
+  // Four kills, each once a checkpoint exists: two the moment the next save's temporary file
+  // appears (mid-write), two after a random delay. After each, the last checkpoint must load.
   for (int round = 0; round < 4; ++round) {
     const pid_t pid = spawn(args, log);
-    bool killed = false;
-    if (round % 2 == 0) {
-      for (int poll = 0; poll < 60000 && !killed; ++poll) {  // up to a minute
+    bool killed = false, running = true;
+    while (running && !std::filesystem::exists(state)) {
+      running = alive(pid);
+      ::usleep(1000);
+    }
+    if (running && round % 2 == 0) {
+      while (running && !killed) {
         if (tmp_file_in(cut)) {
-          ::kill(pid, SIGKILL);
-          killed = true;
-          ++in_save;
+          killed = ::kill(pid, SIGKILL) == 0;
+          in_save += killed;
         } else {
-          int raw = 0;
-          if (::waitpid(pid, &raw, WNOHANG) == pid) break;  // finished before a save
-          ::usleep(1000);
+          running = alive(pid);
+          ::usleep(500);
         }
       }
-    } else {
-      const int ms = std::uniform_int_distribution<int>(500, 6000)(pick);
+    } else if (running) {
+      const auto ms = std::uniform_real_distribution<double>(0.1, 0.35)(pick) * ref_ms;
       INFO("kill after " << ms << " ms");
-      ::usleep(static_cast<useconds_t>(ms) * 1000);
+      ::usleep(static_cast<useconds_t>(ms * 1000));
       killed = ::kill(pid, SIGKILL) == 0;
     }
-    wait_for(pid);
-    kills += killed;
-    if (std::filesystem::exists(state)) {
-      CHECK_NOTHROW(ncl::io::safetensors::load(state.string()));  // the previous save is whole
+    if (killed) {
+      wait_for(pid);
+      ++kills;
     }
+    REQUIRE(std::filesystem::exists(state));
+    CHECK_NOTHROW(ncl::io::safetensors::load(state.string()));  // the previous save is whole
   }
   CHECK(in_save >= 1);
-  const pid_t last = spawn(args, log);
+  const pid_t last = spawn(args, last_log);
   const int status = wait_for(last);
-  INFO(ncl::read_file(log));
+  INFO(ncl::read_file(log) + ncl::read_file(last_log));
   REQUIRE(status == 0);
   CHECK(kills >= 3);
-  CHECK_THAT(ncl::read_file(log), Catch::Contains("resuming from"));
+  CHECK_THAT(ncl::read_file(last_log), Catch::Contains("resuming from"));
   auto bytes = [](const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
