@@ -54,7 +54,7 @@ struct train_options {
   double progress_seconds = 10;    ///< a progress line at most this often (and at each epoch's end)
   bool progress = true;
   int shards = 2;                  ///< a batch's parts (a power of two; MPI ranks must divide it)
-  std::string checkpoint;          ///< the training-state file: resume from it, save to it
+  std::string checkpoint{};        ///< the training-state file: resume from it, save to it
   std::int64_t checkpoint_every = 0;  ///< steps between saves (0: after every epoch only)
 };
 

@@ -9,7 +9,27 @@
 // the large ones are cut into tiles by their shape (ncl/core/product.hpp). Eigen takes its
 // thread count from OpenMP unless Eigen::setNbThreads was called: a program that calls it
 // with more than one thread loses ncl's bit-identical results.
+//
+// Shared cores: ncl's loops run on its own pool of threads (thread_pool below), not on
+// OpenMP's teams; OpenMP only says how many threads (OMP_NUM_THREADS, omp_set_num_threads).
+// A team of OpenMP threads splits a loop into equal parts up front and its idle threads spin
+// for a long while before they sleep, so with another busy process on one of two cores a
+// loop waits for the part that shares a core, and the spinning steals that core: two threads
+// fall far behind one. The pool hands out small chunks to whichever thread asks next, so the
+// calling thread takes over the chunks of a worker that is not running, and its idle
+// workers spin only briefly (spin_for below) before they sleep in the kernel. Because every
+// chunk's result is written by index (see Determinism), who runs a chunk changes no bits.
 #pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -54,6 +74,161 @@ class serial_eigen {
 #endif
 };
 
+
+/// True on a thread while it runs a chunk of a pool loop: loops started there run in order.
+inline bool& inside_pool_loop() {
+  thread_local bool inside = false;
+  return inside;
+}
+
+/// Spins on `ready()` for up to `spin_for` (a pause between polls), then yields and finally
+/// blocks on `word` with std::atomic::wait while `word == seen` (a futex on Linux).
+inline constexpr std::chrono::microseconds spin_for{50};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+template <class Word, class Ready>
+void wait_until(const std::atomic<Word>& word, Ready&& ready) {
+  const auto until = std::chrono::steady_clock::now() + spin_for;
+  for (int i = 0;; ++i) {
+    if (ready()) return;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) break;
+    cpu_relax();
+  }
+  for (;;) {
+    const Word seen = word.load(std::memory_order_acquire);
+    if (ready()) return;
+    word.wait(seen, std::memory_order_acquire);
+  }
+}
+
+/// A pool of worker threads for ncl's loops. for_chunks(count, threads, fn) calls fn(c) for
+/// every chunk c in [0, count) exactly once, on the calling thread and up to threads - 1
+/// workers, each thread taking the next chunk when it finishes one, and returns when all
+/// are done. One loop runs at a time: a second thread that asks while one runs does its loop
+/// alone. Workers start the first time they are needed and stop at program exit.
+class thread_pool {
+ public:
+  static thread_pool& shared() {
+    static thread_pool pool;
+    return pool;
+  }
+
+  thread_pool() = default;
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+  ~thread_pool() {
+    {
+      const std::lock_guard lock(state_);
+      stop_ = true;
+      epoch_.fetch_add(1, std::memory_order_release);
+    }
+    epoch_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+
+  template <class Fn>
+  void for_chunks(std::int64_t count, int threads, Fn&& fn) {
+    if (!try_for_chunks(count, threads, fn)) {
+      for (std::int64_t c = 0; c < count; ++c) fn(c);
+    }
+  }
+
+  /// for_chunks with every chunk on a thread of its own at once (count <= threads), so the
+  /// chunks may wait for each other; false, having run nothing, when another loop holds the
+  /// pool or there is a single thread.
+  template <class Fn>
+  bool try_for_chunks(std::int64_t count, int threads, Fn&& fn) {
+    if (count <= 0) return true;
+    std::unique_lock busy(loop_, std::try_to_lock);
+    if (!busy.owns_lock() || threads <= 1 || count == 1 || count >= (std::int64_t(1) << 31)) return false;
+    using F = std::remove_reference_t<Fn>;
+    job j;
+    j.call = [](void* ctx, std::int64_t c) { (*static_cast<F*>(ctx))(c); };
+    j.ctx = const_cast<void*>(static_cast<const void*>(std::addressof(fn)));
+    j.chunks = static_cast<std::uint32_t>(count);
+    j.workers = static_cast<int>(std::min<std::int64_t>(threads - 1, count - 1));
+    std::uint32_t epoch;
+    {
+      const std::lock_guard lock(state_);
+      while (static_cast<int>(workers_.size()) < j.workers) {
+        const int id = static_cast<int>(workers_.size());
+        workers_.emplace_back([this, id, seen = epoch_.load()] { work(id, seen); });
+      }
+      job_ = j;
+      failure_ = nullptr;
+      done_.store(0, std::memory_order_relaxed);
+      epoch = epoch_.load(std::memory_order_relaxed) + 1;
+      ticket_.store(std::uint64_t(epoch) << 32, std::memory_order_relaxed);
+      epoch_.store(epoch, std::memory_order_release);
+    }
+    epoch_.notify_all();
+    run_chunks(epoch, j);
+    wait_until(done_, [&] { return done_.load(std::memory_order_acquire) == j.chunks; });
+    if (failure_) std::rethrow_exception(failure_);
+    return true;
+  }
+
+ private:
+  struct job {
+    void (*call)(void*, std::int64_t) = nullptr;
+    void* ctx = nullptr;
+    std::uint32_t chunks = 0;
+    int workers = 0;
+  };
+
+  // Claims chunks of loop `epoch` until none is left. A ticket is (epoch, next chunk), so a
+  // thread that wakes late for a loop already over claims nothing of the next one.
+  void run_chunks(std::uint32_t epoch, const job& j) {
+    const bool outer = inside_pool_loop();
+    inside_pool_loop() = true;
+    for (;;) {
+      std::uint64_t t = ticket_.load(std::memory_order_relaxed);
+      do {
+        if (std::uint32_t(t >> 32) != epoch || std::uint32_t(t) >= j.chunks) {
+          inside_pool_loop() = outer;
+          return;
+        }
+      } while (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel));
+      try {
+        j.call(j.ctx, std::int64_t(std::uint32_t(t)));
+      } catch (...) {
+        const std::lock_guard lock(state_);
+        if (!failure_) failure_ = std::current_exception();
+      }
+      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == j.chunks) done_.notify_all();
+    }
+  }
+
+  void work(int id, std::uint32_t seen) {
+    for (;;) {
+      wait_until(epoch_, [&] { return epoch_.load(std::memory_order_acquire) != seen; });
+      job j;
+      {
+        const std::lock_guard lock(state_);
+        if (stop_) return;
+        seen = epoch_.load(std::memory_order_relaxed);
+        j = job_;
+      }
+      if (id < j.workers) run_chunks(seen, j);
+    }
+  }
+
+  std::mutex loop_;   // held by the thread whose loop runs
+  std::mutex state_;  // guards job_, failure_, stop_, workers_ and the publication of a loop
+  std::vector<std::thread> workers_;
+  job job_;
+  std::exception_ptr failure_;
+  bool stop_ = false;
+  std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<std::uint64_t> ticket_{0};
+  std::atomic<std::uint32_t> done_{0};
+};
+
 #if defined(_OPENMP)
 /// The threads an ncl parallel region may use: OpenMP's count, as it was before any
 /// serial_eigen of the calling thread lowered it for Eigen.
@@ -71,31 +246,50 @@ inline int team_size() {
 /// active, so its threads would be a second team beside the first.
 inline bool threaded(bool worth_it) {
 #if defined(_OPENMP)
-  return worth_it && omp_get_level() == 0;
+  return worth_it && omp_get_level() == 0 && !inside_pool_loop() && team_size() > 1;
 #else
   (void)worth_it;
   return false;
 #endif
 }
 
-/// fn(i) for i in [0, count): on OpenMP threads when threaded(worth_it), else in order.
-/// Either way Eigen products inside fn are single-threaded (serial_eigen), so what fn(i)
-/// computes does not depend on the team.
+/// fn(i) for i in [0, count): on the pool's threads when threaded(worth_it), else in order;
+/// `grain` consecutive indices make a chunk. Either way Eigen products inside fn are
+/// single-threaded (serial_eigen), so what fn(i) computes does not depend on the team.
 template <class Int, class Fn>
-void parallel_for(Int count, bool worth_it, Fn&& fn) {
-  if (threaded(worth_it)) {
+void parallel_for(Int count, bool worth_it, Fn&& fn, Int grain = 1) {
+  if (threaded(worth_it && count > 1)) {
 #if defined(_OPENMP)
-#pragma omp parallel num_threads(team_size())
-    {
+    const std::int64_t n = static_cast<std::int64_t>(count), g = std::max<std::int64_t>(1, grain);
+    thread_pool::shared().for_chunks((n + g - 1) / g, team_size(), [&](std::int64_t c) {
       const serial_eigen one_thread;
-#pragma omp for schedule(static)
-      for (Int i = 0; i < count; ++i) fn(i);
-    }
+      for (std::int64_t i = c * g, end = std::min(n, i + g); i < end; ++i) fn(static_cast<Int>(i));
+    });
 #endif
   } else {
     const serial_eigen one_thread;
     for (Int i = 0; i < count; ++i) fn(i);
   }
+}
+
+/// The grain that cuts `count` indices into about eight chunks per thread.
+inline std::int64_t grain_for(std::int64_t count) {
+#if defined(_OPENMP)
+  return std::max<std::int64_t>(1, count / (8 * std::max(1, team_size())));
+#else
+  return std::max<std::int64_t>(1, count);
+#endif
+}
+
+/// fn(member, members) on `members` threads at once (members >= 2): the calls may wait for
+/// each other, as the machine's slices do. False, having called nothing, when the pool is
+/// taken by another thread's loop; the caller then runs its serial path.
+template <class Fn>
+bool parallel_team(int members, Fn&& fn) {
+  return thread_pool::shared().try_for_chunks(members, members, [&](std::int64_t m) {
+    const serial_eigen one_thread;
+    fn(static_cast<int>(m), members);
+  });
 }
 
 }  // namespace ncl::detail

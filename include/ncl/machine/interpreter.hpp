@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -420,10 +421,10 @@ class soft_interpreter {
         for (auto& flag : flags) flag.store(0, std::memory_order_relaxed);
       };
       prepare_from(0);  // a run of up to 64 steps meets only where the region ends
-#pragma omp parallel num_threads(static_cast<int>(std::min<index>(count, ncl::detail::team_size())))
-      {
-        const ncl::detail::serial_eigen one_thread;
-        const index threads = omp_get_num_threads(), me = omp_get_thread_num();
+      const int members = static_cast<int>(std::min<index>(count, ncl::detail::team_size()));
+      std::barrier meet(members);
+      const bool ran_threaded = ncl::detail::parallel_team(members, [&](int member, int team) {
+        const index threads = team, me = member;
         for (std::int64_t first = 0;;) {
           const std::int64_t last = std::min(steps, first + prepare_block);
           for (std::int64_t t = first; t < last && ran.load(std::memory_order_relaxed) == steps;
@@ -452,13 +453,13 @@ class soft_interpreter {
           }
           first = last;
           if (first >= steps) break;
-#pragma omp barrier
+          meet.arrive_and_wait();
           if (ran.load(std::memory_order_relaxed) != steps) break;  // read after the barrier
-#pragma omp single
-          prepare_from(first);  // the implied barrier publishes the buffers and the flags
+          if (me == 0) prepare_from(first);
+          meet.arrive_and_wait();  // publishes the buffers and the flags
         }
-      }
-      return ran.load();
+      });
+      if (ran_threaded) return ran.load();
     }
 #endif
     const ncl::detail::serial_eigen one_thread;

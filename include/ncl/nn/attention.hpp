@@ -43,8 +43,7 @@ void attention_forward(S* out, S* att, const S* qkv, const attention_shape& sh) 
   const index B = sh.B, T = sh.T, H = sh.H, D = sh.D, stride = sh.qkv_stride(), Tq = sh.Tq();
   const index group = H / sh.KV;
   const S scale = S(1) / std::sqrt(static_cast<S>(D));
-  NCL_OMP(omp parallel for schedule(static) if (B * H * Tq * T * D > 200000))
-  for (index b = 0; b < B; ++b) {
+  ncl::detail::parallel_for<index>(B, B * H * Tq * T * D > 200000, [&](index b) {
     for (index h = 0; h < H; ++h) {
       const index kv = h / group;
       for (index i = 0; i < Tq; ++i) {
@@ -76,7 +75,7 @@ void attention_forward(S* out, S* att, const S* qkv, const attention_shape& sh) 
         }
       }
     }
-  }
+  }, static_cast<index>(ncl::detail::grain_for(B)));
 }
 
 /// dqkv (B, T, (H + 2 KV) D) += the gradient through attention, given dout (B, Tq, H D) and the
@@ -89,46 +88,42 @@ void attention_backward(S* dqkv, const S* dout, const S* qkv, const S* att,
   const index group = H / sh.KV;
   const S scale = S(1) / std::sqrt(static_cast<S>(D));
   // Parallel over the batch only: the query heads of a group add into the same dk and dv.
-  NCL_OMP(omp parallel if (B * H * Tq * T * D > 200000))
-  {
+  ncl::detail::parallel_for<index>(B, B * H * Tq * T * D > 200000, [&](index b) {
     buffer<S> datt(static_cast<std::size_t>(T));
-    NCL_OMP(omp for schedule(static))
-    for (index b = 0; b < B; ++b) {
-      for (index h = 0; h < H; ++h) {
-        const index kv = h / group;
-        for (index i = 0; i < Tq; ++i) {
-          const index t = T - Tq + i;
-          const S* a = att + ((b * H + h) * Tq + i) * T;
-          const S* dy = dout + (b * Tq + i) * H * D + h * D;
-          // datt[s] = dy . v_s and dv_s += att[t, s] dy
-          S dot_all = 0;
-          for (index s = 0; s <= t; ++s) {
-            const S* v = qkv + (b * T + s) * stride + (H + sh.KV + kv) * D;
-            S* dv = dqkv + (b * T + s) * stride + (H + sh.KV + kv) * D;
-            S dot = 0;
-            for (index d = 0; d < D; ++d) {
-              dot += dy[d] * v[d];
-              dv[d] += a[s] * dy[d];
-            }
-            datt[static_cast<std::size_t>(s)] = dot;
-            dot_all += dot * a[s];
+    for (index h = 0; h < H; ++h) {
+      const index kv = h / group;
+      for (index i = 0; i < Tq; ++i) {
+        const index t = T - Tq + i;
+        const S* a = att + ((b * H + h) * Tq + i) * T;
+        const S* dy = dout + (b * Tq + i) * H * D + h * D;
+        // datt[s] = dy . v_s and dv_s += att[t, s] dy
+        S dot_all = 0;
+        for (index s = 0; s <= t; ++s) {
+          const S* v = qkv + (b * T + s) * stride + (H + sh.KV + kv) * D;
+          S* dv = dqkv + (b * T + s) * stride + (H + sh.KV + kv) * D;
+          S dot = 0;
+          for (index d = 0; d < D; ++d) {
+            dot += dy[d] * v[d];
+            dv[d] += a[s] * dy[d];
           }
-          // softmax backward, then through the scaled dot products
-          const S* q = qkv + (b * T + t) * stride + h * D;
-          S* dq = dqkv + (b * T + t) * stride + h * D;
-          for (index s = 0; s <= t; ++s) {
-            const S dscore = a[s] * (datt[static_cast<std::size_t>(s)] - dot_all) * scale;
-            const S* k = qkv + (b * T + s) * stride + (H + kv) * D;
-            S* dk = dqkv + (b * T + s) * stride + (H + kv) * D;
-            for (index d = 0; d < D; ++d) {
-              dq[d] += dscore * k[d];
-              dk[d] += dscore * q[d];
-            }
+          datt[static_cast<std::size_t>(s)] = dot;
+          dot_all += dot * a[s];
+        }
+        // softmax backward, then through the scaled dot products
+        const S* q = qkv + (b * T + t) * stride + h * D;
+        S* dq = dqkv + (b * T + t) * stride + h * D;
+        for (index s = 0; s <= t; ++s) {
+          const S dscore = a[s] * (datt[static_cast<std::size_t>(s)] - dot_all) * scale;
+          const S* k = qkv + (b * T + s) * stride + (H + kv) * D;
+          S* dk = dqkv + (b * T + s) * stride + (H + kv) * D;
+          for (index d = 0; d < D; ++d) {
+            dq[d] += dscore * k[d];
+            dk[d] += dscore * q[d];
           }
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace ncl::nn

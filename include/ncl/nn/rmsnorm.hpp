@@ -11,8 +11,7 @@ namespace ncl::nn {
 /// out (N, C) = inp * rstd * weight, rstd (N) = 1 / sqrt(mean(inp^2) + eps), kept for backward.
 template <class S>
 void rmsnorm_forward(S* out, S* rstd, const S* inp, const S* weight, index N, index C, S eps) {
-  NCL_OMP(omp parallel for schedule(static) if (N * C >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * C >= ncl::train::detail::parallel_threshold, [&](index n) {
     const S* x = inp + n * C;
     S* y = out + n * C;
     S sum = 0;
@@ -20,15 +19,14 @@ void rmsnorm_forward(S* out, S* rstd, const S* inp, const S* weight, index N, in
     const S r = S(1) / std::sqrt(sum / static_cast<S>(C) + eps);
     rstd[n] = r;
     for (index c = 0; c < C; ++c) y[c] = x[c] * r * weight[c];
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
 }
 
 /// With g = dout * weight: dinp += rstd g - inp rstd^3 mean(g inp); dweight += sum_n dout inp rstd.
 template <class S>
 void rmsnorm_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S* weight,
                       const S* rstd, index N, index C) {
-  NCL_OMP(omp parallel for schedule(static) if (N * C >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * C >= ncl::train::detail::parallel_threshold, [&](index n) {
     const S* x = inp + n * C;
     const S* dy = dout + n * C;
     S* dx = dinp + n * C;
@@ -37,7 +35,7 @@ void rmsnorm_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S*
     for (index c = 0; c < C; ++c) dot += dy[c] * weight[c] * x[c];
     const S k = dot * r * r * r / static_cast<S>(C);
     for (index c = 0; c < C; ++c) dx[c] += r * dy[c] * weight[c] - k * x[c];
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
   // rows add into the same dweight: a separate serial sweep
   for (index n = 0; n < N; ++n) {
     const S* x = inp + n * C;

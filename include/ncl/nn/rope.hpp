@@ -52,8 +52,7 @@ void rope_forward(S* out, const S* inp, const rope_table<S>& table, index N, ind
     throw value_error(ncl::detail::concat("rope_forward: sequence length ", T,
                                           " exceeds the table's ", table.max_positions, " positions"));
   }
-  NCL_OMP(omp parallel for schedule(static) if (N * n_heads * D >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * n_heads * D >= ncl::train::detail::parallel_threshold, [&](index n) {
     const S* c = table.cos.data() + (n % T) * half;
     const S* s = table.sin.data() + (n % T) * half;
     for (index h = 0; h < n_heads; ++h) {
@@ -65,7 +64,7 @@ void rope_forward(S* out, const S* inp, const rope_table<S>& table, index N, ind
         y[i + half] = x2 * c[i] + x1 * s[i];
       }
     }
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
 }
 
 /// dinp += R^T dout (the rotation by minus the angle). dinp must not alias dout.
@@ -73,8 +72,7 @@ template <class S>
 void rope_backward(S* dinp, const S* dout, const rope_table<S>& table, index N, index T,
                    index n_heads, index stride) {
   const index D = table.head_dim, half = D / 2;
-  NCL_OMP(omp parallel for schedule(static) if (N * n_heads * D >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * n_heads * D >= ncl::train::detail::parallel_threshold, [&](index n) {
     const S* c = table.cos.data() + (n % T) * half;
     const S* s = table.sin.data() + (n % T) * half;
     for (index h = 0; h < n_heads; ++h) {
@@ -85,7 +83,7 @@ void rope_backward(S* dinp, const S* dout, const rope_table<S>& table, index N, 
         dx[i + half] += dy[i + half] * c[i] - dy[i] * s[i];
       }
     }
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
 }
 
 }  // namespace ncl::nn

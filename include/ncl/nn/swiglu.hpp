@@ -14,26 +14,24 @@ namespace ncl::nn {
 template <class S>
 void swiglu_forward(S* out, const S* gate_up, index N, index F) {
   using row = Eigen::Array<S, Eigen::Dynamic, 1>;
-  NCL_OMP(omp parallel for schedule(static) if (N * F >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * F >= ncl::train::detail::parallel_threshold, [&](index n) {
     Eigen::Map<const row> a(gate_up + n * 2 * F, F), u(gate_up + n * 2 * F + F, F);
     Eigen::Map<row>(out + n * F, F) = a / (S(1) + (-a).exp()) * u;
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
 }
 
 /// dgate += dout up silu'(gate), dup += dout silu(gate); silu'(a) = s (1 + a (1 - s)), s = sigmoid(a).
 template <class S>
 void swiglu_backward(S* dgate_up, const S* dout, const S* gate_up, index N, index F) {
   using row = Eigen::Array<S, Eigen::Dynamic, 1>;
-  NCL_OMP(omp parallel for schedule(static) if (N * F >= ncl::train::detail::parallel_threshold))
-  for (index n = 0; n < N; ++n) {
+  ncl::detail::parallel_for<index>(N, N * F >= ncl::train::detail::parallel_threshold, [&](index n) {
     Eigen::Map<const row> a(gate_up + n * 2 * F, F), u(gate_up + n * 2 * F + F, F);
     Eigen::Map<const row> dh(dout + n * F, F);
     Eigen::Map<row> da(dgate_up + n * 2 * F, F), du(dgate_up + n * 2 * F + F, F);
     const row s = S(1) / (S(1) + (-a).exp());
     da += dh * u * s * (S(1) + a * (S(1) - s));
     du += dh * a * s;
-  }
+  }, static_cast<index>(ncl::detail::grain_for(N)));
 }
 
 }  // namespace ncl::nn

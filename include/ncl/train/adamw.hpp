@@ -96,8 +96,7 @@ class adamw {
     const auto mask = params.mask();
     std::vector<double> sums(chunks.size());
     const long n_chunks = static_cast<long>(chunks.size());
-    NCL_OMP(omp parallel for schedule(static) if (params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold)))
-    for (long k = 0; k < n_chunks; ++k) {
+    ncl::detail::parallel_for<long>(n_chunks, params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold), [&](long k) {
       const auto& ch = chunks[static_cast<std::size_t>(k)];
       double part = 0;
       for (std::size_t i = ch.offset; i < ch.offset + ch.size; ++i) {
@@ -105,7 +104,7 @@ class adamw {
         part += g * g;
       }
       sums[static_cast<std::size_t>(k)] = part;
-    }
+    }, static_cast<long>(ncl::detail::grain_for(n_chunks)));
     std::vector<double> per_tensor(params.count(), 0.0);
     for (std::size_t k = 0; k < chunks.size(); ++k) per_tensor[chunks[k].param] += sums[k];
     double total = 0;
@@ -148,14 +147,13 @@ class adamw {
     const long n_chunks = static_cast<long>(chunks.size());
     S* values = params.values().data();
     const S* grads = params.grads().data();
-    NCL_OMP(omp parallel for schedule(static) if (params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold)))
-    for (long k = 0; k < n_chunks; ++k) {
+    ncl::detail::parallel_for<long>(n_chunks, params.total_size() >= static_cast<std::size_t>(detail::parallel_threshold), [&](long k) {
       const auto& ch = chunks[static_cast<std::size_t>(k)];
       coefficients ck = c;
       ck.decay = decay[ch.param];
       update(values + ch.offset, grads + ch.offset, m_.data() + ch.offset, v_.data() + ch.offset,
              mask.empty() ? nullptr : mask.data() + ch.offset, ch.size, ck);
-    }
+    }, static_cast<long>(ncl::detail::grain_for(n_chunks)));
     return result;
   }
   adamw_step_result step(parameter_set<S>& params) { return step(params, options_.lr); }

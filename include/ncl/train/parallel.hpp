@@ -3,6 +3,8 @@
 //   NCL_OMP(omp parallel for schedule(static) if (n > 4096))
 #pragma once
 
+#include "ncl/core/parallel.hpp"
+
 #if defined(_OPENMP)
 #define NCL_OMP(directive) _Pragma(#directive)
 #else
