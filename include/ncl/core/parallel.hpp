@@ -146,6 +146,8 @@ class thread_pool {
     if (count <= 0) return true;
     std::unique_lock busy(loop_, std::try_to_lock);
     if (!busy.owns_lock() || threads <= 1 || count == 1 || count >= (std::int64_t(1) << 31)) return false;
+    const auto start = std::chrono::steady_clock::now();
+    if (start < alone_until_) return false;
     using F = std::remove_reference_t<Fn>;
     job j;
     j.call = [](void* ctx, std::int64_t c) { (*static_cast<F*>(ctx))(c); };
@@ -168,7 +170,9 @@ class thread_pool {
     }
     epoch_.notify_all();
     run_chunks(epoch, j);
+    const auto own_done = std::chrono::steady_clock::now();
     wait_until(done_, [&] { return done_.load(std::memory_order_acquire) == j.chunks; });
+    note_wait(start, own_done, std::chrono::steady_clock::now());
     if (failure_) std::rethrow_exception(failure_);
     return true;
   }
@@ -180,6 +184,25 @@ class thread_pool {
     std::uint32_t chunks = 0;
     int workers = 0;
   };
+
+  // Fewer threads chosen at run time: a loop whose caller, its own chunks done, then waited
+  // longer than they took was held up by a worker that did not run (its core is busy with
+  // other work). After `late_limit` such loops in a row the caller runs loops alone for
+  // `alone_for`, then tries the workers again. Who runs a chunk changes no result.
+  static constexpr int late_limit = 3;
+  static constexpr std::chrono::milliseconds alone_for{50};
+  void note_wait(std::chrono::steady_clock::time_point start, std::chrono::steady_clock::time_point own_done,
+                 std::chrono::steady_clock::time_point end) {
+    const auto own = own_done - start, waited = end - own_done;
+    if (waited > own && waited > std::chrono::microseconds(20)) {
+      if (++late_ >= late_limit) {
+        late_ = 0;
+        alone_until_ = end + alone_for;
+      }
+    } else {
+      late_ = 0;
+    }
+  }
 
   // Claims chunks of loop `epoch` until none is left. A ticket is (epoch, next chunk), so a
   // thread that wakes late for a loop already over claims nothing of the next one.
@@ -218,7 +241,9 @@ class thread_pool {
     }
   }
 
-  std::mutex loop_;   // held by the thread whose loop runs
+  std::mutex loop_;   // held by the thread whose loop runs; it guards late_ and alone_until_
+  int late_ = 0;
+  std::chrono::steady_clock::time_point alone_until_{};
   std::mutex state_;  // guards job_, failure_, stop_, workers_ and the publication of a loop
   std::vector<std::thread> workers_;
   job job_;
