@@ -18,7 +18,7 @@ command -v apt-get >/dev/null || die "apt-get not found: this script targets Deb
 packages=(
   build-essential g++ clang-14 libclang-rt-14-dev cmake ninja-build pkg-config git ca-certificates
   libeigen3-dev xtensor-dev libxsimd-dev catch2 libbenchmark-dev nlohmann-json3-dev
-  libpcre2-dev libomp-14-dev libcli11-dev libopenmpi-dev openmpi-bin
+  libpcre2-dev libomp-14-dev libcli11-dev libopenmpi-dev openmpi-bin libopenblas0-openmp
   python3-torch python3-numpy python3-matplotlib
 )
 missing=()
