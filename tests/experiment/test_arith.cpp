@@ -130,7 +130,7 @@ TEST_CASE("ncl-arith's data: deterministic for a seed, disjoint, the random and 
 }
 
 TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval reproduce the summary",
-          "[experiment][arith][quick]") {
+          "[experiment][arith][quick][slow]") {
   if (!have_tokenizer()) return;
   const auto out = scratch("quick");
   const auto result = run("--quick --seed 1 --out " + out.string() + " --save " + (out / "model-").string());
@@ -219,7 +219,7 @@ TEST_CASE("ncl-arith --quick: computer-pointer reaches 99% and --load + --eval r
 }
 
 TEST_CASE("ncl-arith --model X on 1 thread trains the same X, bit for bit, as a run of several models on 2",
-          "[experiment][arith][quick][determinism]") {
+          "[experiment][arith][quick][determinism][slow]") {
   if (!have_tokenizer()) return;
   const auto both = scratch("both"), one = scratch("one");
   const std::string common = "--quick --epochs 1 --seed 3 ";
@@ -290,7 +290,7 @@ bool tmp_file_in(const std::filesystem::path& dir) {
 }
 
 TEST_CASE("ncl-arith --checkpoint: killed with SIGKILL (in a save too) and resumed, it ends with the weights of a run never interrupted",
-          "[experiment][arith][quick][resume]") {
+          "[experiment][arith][quick][resume][slow]") {
   if (!have_tokenizer()) return;
   const auto ref = scratch("resume_ref"), cut = scratch("resume_cut");
   std::filesystem::create_directories(cut);

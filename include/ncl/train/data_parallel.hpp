@@ -212,8 +212,11 @@ class gradient_copy {
     }
   }
 
-  /// Replaces params' gradient by this one (sparse rows touched in ascending order).
+  /// Replaces params' gradient by this one (sparse rows touched in ascending order). Throws
+  /// shape_error, naming the parameter, if this gradient was not captured from params' layout
+  /// (a corrupt message from another process), before anything is written.
   void store(parameter_set<S>& params) const {
+    check_layout(params);
     params.zero_grad();
     auto g = params.grads();
     std::size_t at = 0;
@@ -287,6 +290,31 @@ class gradient_copy {
   }
 
  private:
+  void check_layout(const parameter_set<S>& params) const {
+    const auto fail = [](const auto&... what) { throw shape_error(ncl::detail::concat("gradient_copy::store: ", what...)); };
+    if (rows_.size() != params.count() || sparse_.size() != params.count()) {
+      fail("a gradient of ", rows_.size(), " parameters for a set of ", params.count());
+    }
+    std::size_t dense = 0;
+    for (std::size_t p = 0; p < params.count(); ++p) {
+      const auto& in = params.info(p);
+      if (!in.options.sparse_rows) {
+        dense += in.size;
+        if (!rows_[p].empty() || !sparse_[p].empty()) fail("sparse rows for the dense parameter '", in.name, "'");
+        continue;
+      }
+      if (sparse_[p].size() != rows_[p].size() * in.row_size()) {
+        fail(sparse_[p].size(), " values for ", rows_[p].size(), " rows of '", in.name, "' (rows of ", in.row_size(), ")");
+      }
+      for (std::size_t i = 0; i < rows_[p].size(); ++i) {
+        if (rows_[p][i] >= in.rows() || (i > 0 && rows_[p][i] <= rows_[p][i - 1])) {
+          fail("row ", rows_[p][i], " of '", in.name, "' is out of order or not in [0, ", in.rows(), ")");
+        }
+      }
+    }
+    if (dense != dense_.size()) fail(dense_.size(), " dense values for a set with ", dense);
+  }
+
   buffer<S> dense_;                            // the dense tensors, back to back
   std::vector<std::vector<std::size_t>> rows_;  // per parameter: sorted touched rows (sparse ones)
   std::vector<buffer<S>> sparse_;               // per parameter: those rows' values
