@@ -297,12 +297,14 @@ void parallel_for(Int count, bool worth_it, Fn&& fn, Int grain = 1) {
   }
 }
 
-/// The grain that cuts `count` indices into about eight chunks per thread.
-inline std::int64_t grain_for(std::int64_t count) {
+/// The grain that cuts `count` indices into about eight chunks per thread (parallel_for's
+/// last argument, of the count's type).
+template <class Int>
+Int grain_for(Int count) {
 #if defined(_OPENMP)
-  return std::max<std::int64_t>(1, count / (8 * std::max(1, team_size())));
+  return std::max<Int>(1, static_cast<Int>(count / (8 * std::max(1, team_size()))));
 #else
-  return std::max<std::int64_t>(1, count);
+  return std::max<Int>(1, count);
 #endif
 }
 

@@ -15,9 +15,9 @@
 // element; the ALU (alu.hpp) runs once per batch slice; control (step 5) is
 // interpreter_control.hpp. Backward is the forward read in reverse, and adds into its
 // buffers. The batch elements are independent through time, so a threaded unroll is one
-// OpenMP region: each thread runs its slice through every step (forward meets only where
-// every element of a thread's slice has halted, to agree on the early stop; backward does
-// not meet at all).
+// region on ncl's thread pool (core/parallel.hpp): each thread runs its slices through
+// every step (forward meets only where every element of a thread's slices has halted, to
+// agree on the early stop; backward does not meet at all).
 //
 // The lane path (interpreter_lanes.hpp) is the same step on chunks of 16 elements held
 // batch-innermost, so each term is one multiply-add across the 16 elements. It serves the
@@ -49,10 +49,6 @@
 #include "ncl/machine/memory.hpp"
 #include "ncl/machine/registers.hpp"
 #include "ncl/machine/shape.hpp"
-
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
 
 namespace ncl::machine {
 
@@ -126,7 +122,7 @@ class soft_interpreter {
   }
 
   /// Splits the batch into `count` slices (at most B; on the lane path at most one per 16
-  /// elements), shared out among OpenMP threads when `threads`, else one after another; 0,
+  /// elements), shared out among the pool's threads when `threads`, else one after another; 0,
   /// the default, picks one slice per 16 elements when the batch and the steps are work
   /// enough to pay for threads. The results do not depend on the thread count either way.
   void set_slices(index count, bool threads = true) {
@@ -387,7 +383,7 @@ class soft_interpreter {
                        [](S h) { return h == S(1); });
   }
 
-  /// fn(slice) for every slice, one OpenMP thread per slice when threaded.
+  /// fn(slice) for every slice, on the pool's threads when threaded.
   template <class Fn>
   void for_each_slice(std::vector<detail::batch_slice<S>>& slices, Fn&& fn) const {
     const auto count = static_cast<index>(slices.size());

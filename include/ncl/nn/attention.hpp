@@ -75,7 +75,7 @@ void attention_forward(S* out, S* att, const S* qkv, const attention_shape& sh) 
         }
       }
     }
-  }, static_cast<index>(ncl::detail::grain_for(B)));
+  }, ncl::detail::grain_for(B));
 }
 
 /// dqkv (B, T, (H + 2 KV) D) += the gradient through attention, given dout (B, Tq, H D) and the

@@ -74,7 +74,7 @@ struct computer_config {
   double answer_eps = 1e-6;                       ///< CE(answer) = -log(p + eps)
   machine::control_mode control = machine::control_mode::per_line;
   alu::backend alu = alu::backend::table;
-  /// The machine's batch slices, stepped by OpenMP threads (soft_interpreter::set_slices).
+  /// The machine's batch slices, stepped on ncl's threads (soft_interpreter::set_slices).
   /// 0, the default, lets the interpreter choose (threads for a large enough batch); 1 runs
   /// the machine on the calling thread, better when the cores are shared with other work,
   /// where the threads' per-step synchronisation stalls.

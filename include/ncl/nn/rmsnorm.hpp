@@ -19,7 +19,7 @@ void rmsnorm_forward(S* out, S* rstd, const S* inp, const S* weight, index N, in
     const S r = S(1) / std::sqrt(sum / static_cast<S>(C) + eps);
     rstd[n] = r;
     for (index c = 0; c < C; ++c) y[c] = x[c] * r * weight[c];
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
 }
 
 /// With g = dout * weight: dinp += rstd g - inp rstd^3 mean(g inp); dweight += sum_n dout inp rstd.
@@ -35,7 +35,7 @@ void rmsnorm_backward(S* dinp, S* dweight, const S* dout, const S* inp, const S*
     for (index c = 0; c < C; ++c) dot += dy[c] * weight[c] * x[c];
     const S k = dot * r * r * r / static_cast<S>(C);
     for (index c = 0; c < C; ++c) dx[c] += r * dy[c] * weight[c] - k * x[c];
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
   // rows add into the same dweight: a separate serial sweep
   for (index n = 0; n < N; ++n) {
     const S* x = inp + n * C;

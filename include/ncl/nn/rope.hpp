@@ -64,7 +64,7 @@ void rope_forward(S* out, const S* inp, const rope_table<S>& table, index N, ind
         y[i + half] = x2 * c[i] + x1 * s[i];
       }
     }
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
 }
 
 /// dinp += R^T dout (the rotation by minus the angle). dinp must not alias dout.
@@ -83,7 +83,7 @@ void rope_backward(S* dinp, const S* dout, const rope_table<S>& table, index N, 
         dx[i + half] += dy[i + half] * c[i] - dy[i] * s[i];
       }
     }
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
 }
 
 }  // namespace ncl::nn

@@ -17,7 +17,7 @@ void swiglu_forward(S* out, const S* gate_up, index N, index F) {
   ncl::detail::parallel_for<index>(N, N * F >= ncl::train::detail::parallel_threshold, [&](index n) {
     Eigen::Map<const row> a(gate_up + n * 2 * F, F), u(gate_up + n * 2 * F + F, F);
     Eigen::Map<row>(out + n * F, F) = a / (S(1) + (-a).exp()) * u;
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
 }
 
 /// dgate += dout up silu'(gate), dup += dout silu(gate); silu'(a) = s (1 + a (1 - s)), s = sigmoid(a).
@@ -31,7 +31,7 @@ void swiglu_backward(S* dgate_up, const S* dout, const S* gate_up, index N, inde
     const row s = S(1) / (S(1) + (-a).exp());
     da += dh * u * s * (S(1) + a * (S(1) - s));
     du += dh * a * s;
-  }, static_cast<index>(ncl::detail::grain_for(N)));
+  }, ncl::detail::grain_for(N));
 }
 
 }  // namespace ncl::nn

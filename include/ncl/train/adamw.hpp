@@ -104,7 +104,7 @@ class adamw {
         part += g * g;
       }
       sums[static_cast<std::size_t>(k)] = part;
-    }, static_cast<long>(ncl::detail::grain_for(n_chunks)));
+    }, ncl::detail::grain_for(n_chunks));
     std::vector<double> per_tensor(params.count(), 0.0);
     for (std::size_t k = 0; k < chunks.size(); ++k) per_tensor[chunks[k].param] += sums[k];
     double total = 0;
@@ -153,7 +153,7 @@ class adamw {
       ck.decay = decay[ch.param];
       update(values + ch.offset, grads + ch.offset, m_.data() + ch.offset, v_.data() + ch.offset,
              mask.empty() ? nullptr : mask.data() + ch.offset, ch.size, ck);
-    }, static_cast<long>(ncl::detail::grain_for(n_chunks)));
+    }, ncl::detail::grain_for(n_chunks));
     return result;
   }
   adamw_step_result step(parameter_set<S>& params) { return step(params, options_.lr); }
