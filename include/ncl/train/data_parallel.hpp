@@ -261,6 +261,7 @@ class gradient_copy {
     std::size_t at = 0;
     auto get = [&](void* p, std::size_t n) {
       if (n > bytes.size() - at) throw io_error("gradient_copy: a truncated gradient from another process");
+      if (n == 0) return;  // p may be an empty vector's null data(): memcpy's arguments must not be null
       std::memcpy(p, bytes.data() + at, n);
       at += n;
     };
