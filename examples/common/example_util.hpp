@@ -1,6 +1,7 @@
 // Small helpers the example binaries share: --key value flags, CSV curves and their figures.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -37,7 +38,7 @@ class flags {
     const std::string& v = values_.at(key);
     char* end = nullptr;
     const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0') fail("--" + key + " expects a number, got '" + v + "'");
+    if (v.empty() || *end != '\0' || !std::isfinite(x)) fail("--" + key + " expects a finite number, got '" + v + "'");
     return x;
   }
   std::int64_t integer(const std::string& key) const { return static_cast<std::int64_t>(num(key)); }
@@ -76,6 +77,7 @@ inline void write_curve(const std::filesystem::path& dir, const std::string& nam
 
 /// Prints a progress line every `every` steps (and the last).
 inline ncl::library::progress_callback progress_printer(std::int64_t every, const char* accuracy_label) {
+  if (every < 1) throw ncl::value_error(ncl::detail::concat("--every must be at least 1, got ", every));
   return [every, accuracy_label](const ncl::library::curve_point& p) {
     if (p.step % every == 0) {
       std::printf("step %5lld  loss %.5f  %s %.3f\n", static_cast<long long>(p.step), p.loss,

@@ -7,14 +7,18 @@
 #include <ncl/library/heatmap.hpp>
 
 #include "example_util.hpp"
+#include "example_main.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   const example::flags flags(
       argc, argv,
       {{"program", "fib"}, {"n", "32"}, {"lines", "16"}, {"steps", "3000"}, {"lr", "0.05"},
        {"seed", "1"}, {"init", "1.0"}, {"out", "results/memorise"}, {"every", "25"}},
       "usage: ncl-memorise [--program STDLIB_ENTRY] [--n N] [--lines L] [--steps N] [--lr X]\n"
       "                    [--seed S] [--init STDDEV] [--every K] [--out DIR]\n");
+  example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
   ncl::machine::machine_shape shape;
   shape.n = flags.integer("n");
   shape.registers = 8;
@@ -74,4 +78,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ncl-memorise: %s\n", e.what());
     return 2;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::guarded_main("ncl-memorise", [&] { return run(argc, argv); });
 }

@@ -6,14 +6,18 @@
 #include <cstdio>
 
 #include "example_util.hpp"
+#include "example_main.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   const example::flags flags(argc, argv,
                              {{"steps", "300"}, {"lr", "1.0"}, {"seed", "1"}, {"max-arg", "5"}, {"min-arg", "2"}, {"argument-features", "0"}, {"tasks", "absdiff,factorial,gcd"},
                               {"out", "results/select"}, {"every", "10"}},
                              "usage: ncl-select [--steps N] [--lr X] [--seed S] [--max-arg A] "
                              "[--min-arg A] [--argument-features 0|1]\n"
                              "       [--tasks power,absdiff,factorial,gcd (two-argument stdlib programs)] [--every K] [--out DIR]\n");
+  example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
   ncl::machine::machine_shape shape;
   shape.n = 32;
   shape.registers = 6;
@@ -64,4 +68,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ncl-select: %s\n", e.what());
     return 2;
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::guarded_main("ncl-select", [&] { return run(argc, argv); });
 }

@@ -6,14 +6,18 @@
 #include <cstdio>
 
 #include "example_util.hpp"
+#include "example_main.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   const example::flags flags(argc, argv,
                              {{"steps", "400"}, {"lr", "0.1"}, {"seed", "1"}, {"init", "0.5"},
                               {"out", "results/sketch"}, {"every", "10"}, {"n", "32"}, {"max-input", "5"}, {"program", "factorial"}, {"fields", "op,a,b"}},
                              "usage: ncl-sketch [--steps N] [--lr X] [--seed S] [--init STDDEV] "
                              "[--every K] [--out DIR] [--n N] [--max-input A]\n"
                              "       [--program factorial|triangle] [--fields op,a,b | all | a comma list of op,dst,a,b,imm]\n");
+  example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
   ncl::library::sketch_task task;
   task.shape.n = flags.integer("n");
   task.shape.registers = 4;
@@ -72,4 +76,10 @@ done:   MOV  r0, r1
   example::write_curve(flags.str("out"), "sketch", result.curve,
                        "ncl-sketch: learning a loop's missing line from answers", "answer_accuracy");
   return result.solved ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::guarded_main("ncl-sketch", [&] { return run(argc, argv); });
 }

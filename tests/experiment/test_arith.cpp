@@ -27,14 +27,13 @@
 #include <ncl/io/safetensors.hpp>
 #include <ncl/tokenizer/tokenizer.hpp>
 
+#include "../test_process.hpp"
+
 namespace {
 
 const std::string arith = NCL_BINARY_DIR "/examples/ncl-arith/ncl-arith";
 
-struct cli_result {
-  int status = -1;
-  std::string out, err;
-};
+using ncl_test::cli_result;
 
 std::filesystem::path scratch(const std::string& name) {
   return std::filesystem::temp_directory_path() / ("ncl_test_arith." + std::to_string(::getpid()) + "." + name);
@@ -42,20 +41,7 @@ std::filesystem::path scratch(const std::string& name) {
 
 // Runs `ncl-arith ARGS` through the shell (arguments must need no quoting).
 cli_result run(const std::string& args, const std::string& env = "") {
-  static int calls = 0;
-  const auto err_path = scratch("err." + std::to_string(++calls));
-  const std::string command = env + " " + arith + " " + args + " 2>" + err_path.string();
-  cli_result r;
-  std::FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  std::size_t got = 0;
-  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, got);
-  const int raw = pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  r.err = std::filesystem::exists(err_path) ? ncl::read_file(err_path) : "";
-  std::filesystem::remove(err_path);
-  return r;
+  return ncl_test::run_command(env + " " + arith + " " + args);
 }
 
 bool have_tokenizer() {

@@ -15,38 +15,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../test_process.hpp"
+
 namespace {
 
 const std::string ncl_run = NCL_BINARY_DIR "/examples/ncl-run/ncl-run";
 const std::string programs = NCL_SOURCE_DIR "/examples/programs/";
 
-struct cli_result {
-  int status = -1;
-  std::string out, err;
-};
+using ncl_test::cli_result;
 
 /// Runs `ncl-run ARGS` through the shell; arguments must need no quoting.
-cli_result run_cli(const std::string& args) {
-  // One stderr file per call and process: CTest may run these test cases in parallel.
-  static int calls = 0;
-  const std::string err_path = (std::filesystem::temp_directory_path() /
-                                ("ncl_test_machine_ncl_run." + std::to_string(::getpid()) + "." +
-                                 std::to_string(++calls) + ".err"))
-                                   .string();
-  const std::string command = ncl_run + " " + args + " 2>" + err_path;
-  cli_result r;
-  std::FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  std::size_t got = 0;
-  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.out.append(buffer, got);
-  const int raw = pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  std::ifstream err(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  std::filesystem::remove(err_path);
-  return r;
-}
+cli_result run_cli(const std::string& args) { return ncl_test::run_command(ncl_run + " " + args); }
 
 struct expectation {
   std::string args;  // file and inputs

@@ -20,6 +20,7 @@
 #include <ncl/core/plot.hpp>
 #include <ncl/train/adamw.hpp>
 
+#include "../example_main.hpp"
 #include "cli.hpp"
 #include "data.hpp"
 #include "trainer.hpp"
@@ -28,15 +29,7 @@ namespace ncl_experiment {
 
 using json = nlohmann::ordered_json;
 
-/// Creates `dir` (and its parents); an io_error naming it when that fails.
-inline void make_out_dir(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir)) {
-    throw ncl::io_error(ncl::detail::concat(dir.string(), ": cannot create the output directory",
-                                            ec ? " (" + ec.message() + ")" : std::string()));
-  }
-}
+using ::example::make_out_dir;
 
 /// One row of summary.json's results.
 struct summary_row {
@@ -162,34 +155,18 @@ inline json eval_json(sentence_model& model, const std::vector<example>& example
   return result;
 }
 
-/// Runs an experiment's body; every error becomes "NAME: error: ..." on stderr and an exit
-/// status: 2 for usage and input errors (bad flags, files, data, checkpoints), 1 when
-/// training fails (a NaN or Inf) or memory runs out, 1 for anything else.
+/// Runs an experiment's body under example::guarded_main (../example_main.hpp: exit 2 for
+/// usage and input errors, 1 when training fails or memory runs out); a usage error adds a
+/// pointer to --help.
 inline int guarded_main(const char* name, const std::function<int()>& body) {
-  try {
-    return body();
-  } catch (const ncl::train::nonfinite_error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-    return 1;
-  } catch (const usage_error& e) {
-    std::fprintf(stderr, "%s: error: %s\nrun with --help for the options\n", name, e.what());
-    return 2;
-  } catch (const ncl::error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-    return 2;
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-    return 2;
-  } catch (const nlohmann::json::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-    return 2;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s: error: out of memory\n", name);
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-    return 1;
-  }
+  return ::example::guarded_main(name, [&] {
+    try {
+      return body();
+    } catch (const usage_error& e) {
+      std::fprintf(stderr, "%s: error: %s\nrun with --help for the options\n", name, e.what());
+      return 2;
+    }
+  });
 }
 
 }  // namespace ncl_experiment
