@@ -15,6 +15,8 @@
 #include "ncl/tokenizer/bpe.hpp"
 #include "ncl/tokenizer/byte_level.hpp"
 
+#include "example_main.hpp"
+
 namespace {
 
 constexpr const char* usage =
@@ -72,9 +74,7 @@ void run_line(const ncl::tokenizer& tok, bool decode, std::string_view line, con
   std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::filesystem::path path;
   bool decode = false, bytes = false;
   std::vector<std::string> texts;
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
                        "  (run from the ncl source tree; needs npm), or pass --tokenizer PATH to any\n"
                        "  byte-level BPE tokenizer.json, or set NCL_TOKENIZER, or use --bytes.\n",
                        path.string().c_str());
-          return 1;
+          return 2;
         }
       }
       tok = std::make_unique<ncl::bpe_tokenizer>(ncl::bpe_tokenizer::from_file(path));
@@ -136,7 +136,13 @@ int main(int argc, char** argv) {
   } catch (const ncl::error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "ncl-tokenize: error: %s\n", e.what());
-    return 1;
+    return 2;  // a malformed tokenizer file or input line
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::guarded_main("ncl-tokenize", [&] { return run(argc, argv); });
 }

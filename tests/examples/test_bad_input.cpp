@@ -63,4 +63,27 @@ TEST_CASE("learning examples report a bad configuration with exit 2 instead of t
   std::filesystem::remove_all(out);
 }
 
+#ifdef NCL_HAVE_NCL_TOKENIZE
+TEST_CASE("ncl-tokenize rejects bad flags, tokenizer files and id lines with exit 2", "[examples]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("ncl_test_examples." + std::to_string(::getpid()) + ".tok");
+  std::filesystem::create_directories(dir);
+  ncl_test::run_command("printf '{\"model\": ' > " + (dir / "truncated.json").string());
+  ncl_test::run_command("printf 'not json' > " + (dir / "garbage.json").string());
+  check_fails_cleanly("ncl-tokenize", {"--bogus", "unknown option --bogus"});
+  check_fails_cleanly("ncl-tokenize", {"--tokenizer", "--tokenizer needs a PATH"});
+  check_fails_cleanly("ncl-tokenize", {"--bytes --tokenizer x.json hi", "exclude each other"});
+  check_fails_cleanly("ncl-tokenize", {"--tokenizer " + (dir / "missing.json").string() + " hi", "missing.json"});
+  check_fails_cleanly("ncl-tokenize", {"--tokenizer " + (dir / "truncated.json").string() + " hi", "truncated.json"});
+  check_fails_cleanly("ncl-tokenize", {"--tokenizer " + (dir / "garbage.json").string() + " hi", "garbage.json"});
+  // Was "out of memory": a directory opens as a stream whose end is at 2^63 - 1.
+  check_fails_cleanly("ncl-tokenize", {"--tokenizer " + dir.string() + " hi", "is a directory, not a tokenizer file"});
+  check_fails_cleanly("ncl-tokenize", {"--bytes --decode '104 x7'", "expected a token id"});
+  check_fails_cleanly("ncl-tokenize", {"--bytes --decode 999", "argument 1"});
+  const auto ok = ncl_test::run_command(binary("ncl-tokenize") + " --bytes hi");
+  CHECK(ok.status == 0);
+  CHECK(ok.out == "104 105\n");
+  std::filesystem::remove_all(dir);
+}
+#endif  // NCL_HAVE_NCL_TOKENIZE
+
 #endif  // NCL_HAVE_LEARNING_EXAMPLES

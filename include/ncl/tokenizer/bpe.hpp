@@ -77,12 +77,21 @@ class bpe_tokenizer final : public tokenizer {
   /// unsupported model or settings, vocabulary/merge inconsistencies; the message starts with
   /// the path) or ncl::parse_error (JSON syntax, as PATH:LINE:COL).
   static bpe_tokenizer from_file(const std::filesystem::path& path) {
+    // A directory opens as a stream whose end is at 2^63 - 1: refuse it before sizing a buffer.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      throw io_error(detail::concat(path.string(), ": is a directory, not a tokenizer file"));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(detail::concat(path.string(), ": cannot open tokenizer file"));
     std::string text;
     in.seekg(0, std::ios::end);
     const std::streamoff size = in.tellg();
     if (size < 0) throw io_error(detail::concat(path.string(), ": cannot read tokenizer file"));
+    constexpr std::streamoff max_size = std::streamoff(1) << 30;  // LLaMA 3's is 9 MB
+    if (size > max_size) {
+      throw io_error(detail::concat(path.string(), ": ", size, " bytes, more than a tokenizer file may have (1 GiB)"));
+    }
     text.resize(static_cast<std::size_t>(size));
     in.seekg(0, std::ios::beg);
     if (!in.read(text.data(), size)) throw io_error(detail::concat(path.string(), ": cannot read tokenizer file"));
