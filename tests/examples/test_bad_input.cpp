@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,7 @@ void check_fails_cleanly(const std::string& name, const bad_case& c) {
 // A directory that cannot be created: its parent is a regular file.
 std::string blocked_out() {
   static const auto file = std::filesystem::temp_directory_path() / ("ncl_test_examples." + std::to_string(::getpid()) + ".file");
-  if (!std::filesystem::exists(file)) ncl_test::run_command("touch " + file.string());
+  if (!std::filesystem::exists(file)) std::ofstream{file};
   return (file / "out").string();
 }
 
@@ -67,8 +68,8 @@ TEST_CASE("learning examples report a bad configuration with exit 2 instead of t
 TEST_CASE("ncl-tokenize rejects bad flags, tokenizer files and id lines with exit 2", "[examples]") {
   const auto dir = std::filesystem::temp_directory_path() / ("ncl_test_examples." + std::to_string(::getpid()) + ".tok");
   std::filesystem::create_directories(dir);
-  ncl_test::run_command("printf '{\"model\": ' > " + (dir / "truncated.json").string());
-  ncl_test::run_command("printf 'not json' > " + (dir / "garbage.json").string());
+  std::ofstream(dir / "truncated.json") << "{\"model\": ";
+  std::ofstream(dir / "garbage.json") << "not json";
   check_fails_cleanly("ncl-tokenize", {"--bogus", "unknown option --bogus"});
   check_fails_cleanly("ncl-tokenize", {"--tokenizer", "--tokenizer needs a PATH"});
   check_fails_cleanly("ncl-tokenize", {"--bytes --tokenizer x.json hi", "exclude each other"});
