@@ -60,3 +60,24 @@ TEST_CASE("line charts draw every finite point and reject ragged series", "[core
   ncl::line_chart ragged{"x", "x", "y", false, {{"bad", {0, 1}, {1}}}};
   CHECK_THROWS_AS(ragged.svg(), ncl::shape_error);
 }
+
+TEST_CASE("read_file refuses a directory by name (regression: a directory read as an empty file)",
+          "[core][file]") {
+  const fs::path dir = fs::temp_directory_path() / "ncl_test_file_dir";
+  fs::create_directories(dir);
+  CHECK_THROWS_WITH(ncl::read_file(dir), Catch::Contains(dir.string()) && Catch::Contains("is a directory"));
+  fs::remove_all(dir);
+  CHECK_THROWS_WITH(ncl::read_file(dir), Catch::Contains("cannot open for reading"));
+}
+
+TEST_CASE("read_file refuses a file longer than its limit while reading, also an endless device",
+          "[core][file]") {
+  const fs::path dir = fs::temp_directory_path() / "ncl_test_file_limit";
+  fs::create_directories(dir);
+  const fs::path path = dir / "big.txt";
+  ncl::write_file_atomic(path, std::string(100000, 'x'));
+  CHECK(ncl::read_file(path, 100000).size() == 100000);
+  CHECK_THROWS_WITH(ncl::read_file(path, 99999), Catch::Contains("more than 99999 bytes"));
+  CHECK_THROWS_WITH(ncl::read_file("/dev/zero", 1 << 20), Catch::Contains("/dev/zero: more than 1048576 bytes"));
+  fs::remove_all(dir);
+}

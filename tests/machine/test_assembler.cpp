@@ -2,6 +2,8 @@
 // "Assembly text").
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
 #include <string>
 #include <vector>
 
@@ -185,6 +187,29 @@ TEST_CASE("assembler: reading files", "[machine][assembler]") {
   CHECK_THROWS_AS(assemble_files({dir + "no_such_file.s"}, default_shape()), ncl::io_error);
   CHECK(format_instruction(p.lines[1], default_shape(), "done") == "JZ r0, done");
   CHECK(format_instruction(instruction{opcode::WRITE, 0, 6, 2, 0}, default_shape()) == "WRITE sp, r2");
+}
+
+TEST_CASE("assembler: a directory given as a source file is refused (regression: it assembled as an empty program)",
+          "[machine][assembler]") {
+  const std::string dir = NCL_SOURCE_DIR "/examples/programs";
+  CHECK_THROWS_WITH(assemble_files({dir}, default_shape()),
+                    Catch::Contains(dir) && Catch::Contains("is a directory"));
+}
+
+TEST_CASE("assembler: a million-line program is refused without keeping its lines (regression: it "
+          "held every line before refusing)", "[machine][assembler][limits]") {
+  std::string text;
+  text.reserve(4'000'000);
+  for (int i = 0; i < 1'000'000; ++i) text += "NOP\n";
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  CHECK_THROWS_WITH(assemble(text, default_shape(), "big.s"),
+                    Catch::Contains("big.s:33:1: error: program is 1000000 lines long, more than L = 32"));
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  // Holding a million instructions with their source locations took over 100 MB; now only
+  // the L = 32 that fit are kept (ru_maxrss is in KiB; each test runs in its own process).
+  CHECK(after.ru_maxrss - before.ru_maxrss < 32 * 1024);
 }
 
 TEST_CASE("assembler: random text either assembles or raises parse_error", "[machine][assembler]") {

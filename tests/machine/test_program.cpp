@@ -328,6 +328,30 @@ TEST_CASE("save_program / load_program round trip and reject bad files", "[machi
   std::filesystem::remove(temp_path("bad.json"));
 }
 
+TEST_CASE("a small program file naming a huge shape is refused before it allocates (regression: "
+          "std::bad_alloc)", "[machine][program][io][limits]") {
+  // L = 16384 one-hot op, dst, a, b rows (about 1 MB of text) and imm rows that claim
+  // n = 2^24 columns but hold none: the imm matrix would be 16384 x 2^24 doubles (2 TiB).
+  nlohmann::json j;
+  j["format"] = "ncl-soft-program";
+  j["version"] = 1;
+  const std::int64_t L = 16384;
+  j["shape"] = {{"n", std::int64_t{1} << 24}, {"registers", 2}, {"memory", 1}, {"lines", L}, {"steps", 1}};
+  j["entry"] = 0;
+  j["opcodes"] = nlohmann::json::array();
+  for (const auto name : ncl::alu::opcode_names) j["opcodes"].push_back(std::string(name));
+  nlohmann::json op_row = nlohmann::json::array(), reg_row = {1, 0};
+  for (int k = 0; k < 23; ++k) op_row.push_back(k == 0 ? 1 : 0);
+  for (const char* f : {"op", "dst", "a", "b", "imm"}) j[f] = nlohmann::json::array();
+  for (std::int64_t l = 0; l < L; ++l) {
+    j["op"].push_back(op_row);
+    for (const char* f : {"dst", "a", "b"}) j[f].push_back(reg_row);
+    j["imm"].push_back(nlohmann::json::array());
+  }
+  CHECK_THROWS_WITH(ncl::machine::parse_program<double>(j.dump(), "huge.json"),
+                    Catch::Contains("huge.json: field 'imm' row 0 must be an array of 16777216 numbers"));
+}
+
 TEST_CASE("initial_soft_state and fetch_halt_probability", "[machine][program]") {
   machine_shape shape;
   shape.n = 8;

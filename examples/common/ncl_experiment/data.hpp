@@ -124,9 +124,9 @@ struct tsv_rules {
   std::size_t max_line_bytes = 4096;
 };
 
-/// Reads INPUT<TAB>ANSWER lines; every problem is an ncl::parse_error "FILE:LINE: ...".
-inline std::vector<example> read_tsv(const std::filesystem::path& path, const tsv_rules& rules) {
-  const std::string text = ncl::read_file(path);
+/// Parses INPUT<TAB>ANSWER lines; every problem is an ncl::parse_error "ORIGIN:LINE: ...".
+inline std::vector<example> parse_tsv(std::string_view text, const std::string& origin,
+                                      const tsv_rules& rules) {
   std::vector<example> out;
   std::size_t line_no = 0, pos = 0;
   while (pos < text.size()) {
@@ -137,7 +137,7 @@ inline std::vector<example> read_tsv(const std::filesystem::path& path, const ts
     pos = end + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     auto fail = [&](const auto&... parts) {
-      throw ncl::parse_error(path.string(), static_cast<int>(line_no), 1, ncl::detail::concat(parts...));
+      throw ncl::parse_error(origin, static_cast<int>(line_no), 1, ncl::detail::concat(parts...));
     };
     if (line.empty()) continue;
     if (line.size() > rules.max_line_bytes) fail("the line is ", line.size(), " bytes long (at most ", rules.max_line_bytes, ")");
@@ -185,8 +185,13 @@ inline std::vector<example> read_tsv(const std::filesystem::path& path, const ts
     }
     out.push_back(std::move(e));
   }
-  if (out.empty()) throw ncl::parse_error(path.string(), 1, 1, "no examples in the file");
+  if (out.empty()) throw ncl::parse_error(origin, 1, 1, "no examples in the file");
   return out;
+}
+
+/// Reads an INPUT<TAB>ANSWER file (parse_tsv); a missing or unreadable file is an ncl::io_error.
+inline std::vector<example> read_tsv(const std::filesystem::path& path, const tsv_rules& rules) {
+  return parse_tsv(ncl::read_file(path), path.string(), rules);
 }
 
 // ---- tokenized sentences ----------------------------------------------------------------------

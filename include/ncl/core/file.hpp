@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -65,14 +66,35 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   });
 }
 
-/// The whole file at `path`. Throws io_error naming the path if it cannot be read.
-inline std::string read_file(const std::filesystem::path& path) {
+/// The largest file read_file reads unless told otherwise: every input ncl reads (assembly,
+/// program and tokenizer files, data files) is far smaller, and a larger one is refused before
+/// it is buffered.
+inline constexpr std::uintmax_t default_max_file_bytes = std::uintmax_t{1} << 30;  // 1 GiB
+
+/// The whole file at `path`. Throws io_error naming the path if it cannot be opened or read,
+/// is a directory, or holds more than `max_bytes` bytes (checked while reading, so a device or
+/// pipe that never ends is refused too).
+inline std::string read_file(const std::filesystem::path& path,
+                             std::uintmax_t max_bytes = default_max_file_bytes) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw io_error(detail::concat(path.string(), ": is a directory, not a file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw io_error(detail::concat(path.string(), ": cannot open for reading"));
-  std::ostringstream text;
-  text << in.rdbuf();
+  std::string text;
+  char chunk[1 << 16];
+  while (in) {
+    in.read(chunk, sizeof chunk);
+    const auto got = static_cast<std::size_t>(in.gcount());
+    if (text.size() + got > max_bytes) {
+      throw io_error(detail::concat(path.string(), ": more than ", max_bytes,
+                                    " bytes, larger than this file may be"));
+    }
+    text.append(chunk, got);
+  }
   if (in.bad()) throw io_error(detail::concat(path.string(), ": read error"));
-  return text.str();
+  return text;
 }
 
 }  // namespace ncl

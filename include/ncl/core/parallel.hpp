@@ -63,7 +63,9 @@ class serial_eigen {
     threads_before_serial_eigen() = outer_;
   }
 #else
-  serial_eigen() = default;
+  // Not trivial, so a guard declared only for its scope is not an "unused variable".
+  serial_eigen() {}
+  ~serial_eigen() {}
 #endif
   serial_eigen(const serial_eigen&) = delete;
   serial_eigen& operator=(const serial_eigen&) = delete;
@@ -283,6 +285,7 @@ inline bool threaded(bool worth_it) {
 /// single-threaded (serial_eigen), so what fn(i) computes does not depend on the team.
 template <class Int, class Fn>
 void parallel_for(Int count, bool worth_it, Fn&& fn, Int grain = 1) {
+  (void)grain;  // only the threaded path cuts chunks
   if (threaded(worth_it && count > 1)) {
 #if defined(_OPENMP)
     const std::int64_t n = static_cast<std::int64_t>(count), g = std::max<std::int64_t>(1, grain);

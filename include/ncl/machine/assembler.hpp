@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -19,6 +18,7 @@
 
 #include "ncl/alu/opcode.hpp"
 #include "ncl/core/error.hpp"
+#include "ncl/core/file.hpp"
 #include "ncl/machine/shape.hpp"
 
 namespace ncl::machine {
@@ -184,9 +184,9 @@ class assembler {
   }
 
   assembled_program finish(const std::string& entry, const std::string& first_file) {
-    const auto size = static_cast<std::int64_t>(pending_.size());
+    const auto size = static_cast<std::int64_t>(pending_.size()) + beyond_;
     if (size > shape_.lines) {
-      const auto& where = pending_[static_cast<std::size_t>(shape_.lines)].where;
+      const auto& where = *first_beyond_;
       throw parse_error(where.file, where.line, where.column,
                         concat("program is ", size, " lines long, more than L = ", shape_.lines,
                                " lines (this instruction would be line ", shape_.lines, ")"));
@@ -388,6 +388,12 @@ class assembler {
       q.inst.dst = dst;
       q.inst.a = a;
       q.inst.b = b;
+      // Past line L - 1 the program is an error (finish reports its length); count the
+      // lines but keep none, so a million-line file costs no memory.
+      if (static_cast<std::int64_t>(pending_.size()) >= shape_.lines) {
+        if (beyond_++ == 0) first_beyond_ = q.where;
+        return;
+      }
       pending_.push_back(q);
     };
     const std::string_view n = info.name;
@@ -428,7 +434,9 @@ class assembler {
   }
 
   machine_shape shape_;
-  std::vector<pending_instruction> pending_;
+  std::vector<pending_instruction> pending_;  // at most L
+  std::int64_t beyond_ = 0;                    // instructions past line L - 1
+  std::optional<source_location> first_beyond_;
   std::map<std::string, label_definition> label_defs_;
 };
 
@@ -456,14 +464,10 @@ inline assembled_program assemble(std::string_view text, const machine_shape& sh
   return assemble(std::vector<source_file>{{name, std::string(text)}}, shape, entry);
 }
 
-/// Reads an assembly file. Throws io_error if it cannot be read.
+/// Reads an assembly file (at most 256 MiB: a program of L <= 2^24 lines needs far less).
+/// Throws io_error naming the path if it cannot be read.
 inline source_file read_source(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(ncl::detail::concat(path, ": cannot open assembly file"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw io_error(ncl::detail::concat(path, ": read error"));
-  return {path, text.str()};
+  return {path, read_file(path, std::uintmax_t{1} << 28)};
 }
 
 /// Reads and assembles the files at `paths`, in order.

@@ -403,8 +403,8 @@ class soft_interpreter {
   template <class Prepare, class Step, class Halted>
   std::int64_t for_each_step(std::vector<detail::batch_slice<S>>& slices, std::int64_t steps,
                              Prepare&& prepare, Step&& step, Halted&& halted) const {
-    const auto count = static_cast<index>(slices.size());
 #if defined(_OPENMP)
+    const auto count = static_cast<index>(slices.size());
     if (ncl::detail::threaded(threaded_ && count > 1 && steps > 0)) {
       constexpr std::int64_t prepare_block = 64;
       // flags[(t - first) * count + k]: 0 while slice k has not finished step t of the

@@ -24,6 +24,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -261,12 +262,17 @@ matrix<S> matrix_from_json(const nlohmann::json& j, const std::string& path, con
     throw io_error(ncl::detail::concat(path, ": field '", field, "' ", why...));
   };
   if (!j.is_array() || static_cast<index>(j.size()) != rows) bad("must be an array of ", rows, " rows");
-  matrix<S> m(rows, cols);
+  // Every row's length first: the matrix is allocated only once the file holds all its
+  // numbers, so a small file naming a huge shape costs no memory.
   for (index r = 0; r < rows; ++r) {
     const auto& row = j[static_cast<std::size_t>(r)];
     if (!row.is_array() || static_cast<index>(row.size()) != cols) {
       bad("row ", r, " must be an array of ", cols, " numbers");
     }
+  }
+  matrix<S> m(rows, cols);
+  for (index r = 0; r < rows; ++r) {
+    const auto& row = j[static_cast<std::size_t>(r)];
     double total = 0;
     for (index c = 0; c < cols; ++c) {
       const auto& x = row[static_cast<std::size_t>(c)];
@@ -310,10 +316,10 @@ void save_program(const std::string& path, const soft_program<S>& p, const machi
   write_file_atomic(path, j.dump() + "\n");
 }
 
-/// Reads a soft program written by save_program. Throws io_error on any fault.
+/// Parses the text of a soft program file (format above); `path` names it in messages.
+/// Throws io_error on any fault.
 template <class S>
-stored_program<S> load_program(const std::string& path) {
-  const std::string text = read_file(path);
+stored_program<S> parse_program(std::string_view text, const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -364,6 +370,12 @@ stored_program<S> load_program(const std::string& path) {
     bad("bad shape: ", e.what());
   }
   return out;
+}
+
+/// Reads a soft program written by save_program. Throws io_error on any fault.
+template <class S>
+stored_program<S> load_program(const std::string& path) {
+  return parse_program<S>(read_file(path), path);
 }
 
 /// f_HALT = sum_l c_l op[l][HALT] for each batch element: the probability that the next
