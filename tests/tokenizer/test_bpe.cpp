@@ -238,6 +238,18 @@ TEST_CASE("bad ids and bad files are ncl errors naming the id or the path", "[to
   CHECK_THROWS_AS(ncl::bpe_tokenizer::from_json("[]", "array.json"), ncl::io_error);
 }
 
+TEST_CASE("a small tokenizer.json with one huge id is refused before sizing its tables (regression: "
+          "a 5 KB file took 530 MB)", "[tokenizer][errors][limits]") {
+  const std::string json = read_text(fixture_path);
+  // The tiny tokenizer defines 271 tokens; id 2^24 - 1 passed the old limit (2^24) and sized
+  // two tables of 2^24 entries.
+  CHECK_THROWS_WITH(ncl::bpe_tokenizer::from_json(replaced(json, "\"hello\": 260", "\"hello\": 16777215"), "gap.json"),
+                    Catch::Contains("gap.json: token id 16777215 is far past the"));
+  CHECK_THROWS_WITH(ncl::bpe_tokenizer::from_json(replaced(json, "\"id\": 270", "\"id\": 16777215"), "added.json"),
+                    Catch::Contains("added.json: token id 16777215 is far past the"));
+  CHECK_NOTHROW(ncl::bpe_tokenizer::from_json(replaced(json, "\"id\": 270", "\"id\": 1500"), "gap_ok.json"));
+}
+
 TEST_CASE("merges as [left, right] pairs (newer tokenizer.json files) load the same", "[tokenizer][bpe]") {
   std::string json = read_text(fixture_path);
   for (const std::string merge : {"h e", "l l", "Ġ t", "he ll", "hell o", "t he", "Ġt he", "1 2", "a a", "aa aa"}) {

@@ -343,6 +343,12 @@ class bpe_tokenizer final : public tokenizer {
     for (const auto& token : added) max_id = std::max(max_id, token.at("id").get<std::int64_t>());
     if (max_id >= (std::int64_t{1} << 24))
       throw io_error(detail::concat(origin, ": token id ", max_id, " is implausibly large (limit 2^24)"));
+    // The id tables are sized by the largest id: ids may leave gaps, but not so many that a
+    // small file makes them huge (each id costs a string, 32 bytes).
+    const auto defined = static_cast<std::int64_t>(n_vocab + added.size());
+    if (max_id >= 2 * defined + 1024)
+      throw io_error(detail::concat(origin, ": token id ", max_id, " is far past the ", defined,
+                                    " tokens the file defines (ids must stay below 2 x tokens + 1024)"));
     token_bytes_.assign(static_cast<std::size_t>(max_id + 1), std::string());
     has_token_.assign(static_cast<std::size_t>(max_id + 1), false);
     std::vector<char> byte_level(n_vocab, 0);  // whether entry i is spelled in the byte-level alphabet
