@@ -1,7 +1,8 @@
 // The arithmetic unit, forward plus backward, batch 32, the 9 table ops, random soft
 // distributions (ISSUE 3 item 6): BM_alu_dense/<n>, BM_alu_table/<n>, BM_alu_circuit/<n>,
 // and the structured table's plain loops beside its fast path (BM_alu_table_reference/<n>).
-// *_forward variants time the forward pass alone.
+// *_forward variants time the forward pass alone. BM_alu_circuit/65536 is the 16-bit circuit
+// ALU that ncl-circuits swaps in (#15).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -84,7 +85,7 @@ void BM_alu_table_reference(benchmark::State& state) {
 
 BENCHMARK(BM_alu_dense)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alu_table)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_alu_circuit)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_alu_circuit)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Arg(256)->Arg(4096)->Arg(65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alu_table_reference)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alu_dense_forward)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_alu_table_forward)->Arg(16)->Arg(32)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
