@@ -59,6 +59,8 @@ case "$job" in
     ./build/release/examples/ncl-compute/ncl-compute --out results/compute
     say "main job: the paper's mod-128 calculator from sentences (results/arith)"
     ./build/release/examples/ncl-arith/ncl-arith --out results/arith
+    say "main job: tables against circuits, and the bootstrap to 16-bit circuits (results/circuits)"
+    ./build/release/examples/ncl-circuits/ncl-circuits --out results/circuits
     ;;
   test)
     build release

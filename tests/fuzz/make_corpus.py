@@ -2,7 +2,12 @@
 """Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/) from the repository's
 own inputs and a few hand-made cases. Run from anywhere: python3 tests/fuzz/make_corpus.py.
 The files are committed; rerun after changing an input format. Inputs that once crashed a
-target live in corpus/<target>/regression-* and are kept by this script."""
+target live in corpus/<target>/regression-* and are kept by this script.
+
+tests/fuzz/found/<target>.tar.gz holds what long runs found, minimised (files under 8 KB):
+  fuzz_X -merge=1 MERGED tests/fuzz/corpus/X RUN_CORPUS...   then
+  tar -C MERGED -czf tests/fuzz/found/X.tar.gz --sort=name --owner=0 --group=0 .
+run_fuzzer.sh unpacks it beside the seed corpus."""
 import json, pathlib, struct
 
 root = pathlib.Path(__file__).resolve().parents[2]
