@@ -131,7 +131,8 @@ ncl_test::cli_result run(const std::string& args) { return ncl_test::run_command
 TEST_CASE("ncl-circuits --quick: the table learns in one epoch, the hard bootstrap is exact, --eval reproduces it",
           "[experiment][circuits]") {
   const auto dir = scratch("quick");
-  const auto r = run("--quick --model table,circuit --out " + dir.string() + " --save " + (dir / "router-").string());
+  const auto r = run("--quick --model table,circuit --wide-test 20 --out " + dir.string() + " --save " +
+                     (dir / "router-").string());
   INFO(r.err);
   REQUIRE(r.status == 0);
   for (const char* f : {"summary.json", "curves.csv", "bootstrap.csv", "accuracy.svg", "grad_norm.svg", "bootstrap.svg",
