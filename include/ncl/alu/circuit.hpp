@@ -215,9 +215,12 @@ void circuit_forward(matrix<S>& out, circuit_cache<S>& cache, const circuit& c,
   w.resize(c.wires, batch);
   w.row(circuit::zero).setZero();
   w.row(circuit::one).setOnes();
+  // Operand bits are clamped to [0, 1]: bits summed from a distribution can exceed 1 by an ulp,
+  // and with every wire in [0, 1] the gates (gates.hpp) keep every wire in [0, 1]. The backward
+  // pass treats the clamp as the identity (it moves a value by rounding error only).
   for (int i = 0; i < c.bits; ++i) {
-    w.row(c.operand_a(i)) = a.col(i).transpose();
-    w.row(c.operand_b(i)) = b.col(i).transpose();
+    w.row(c.operand_a(i)) = a.col(i).transpose().cwiseMax(S(0)).cwiseMin(S(1));
+    w.row(c.operand_b(i)) = b.col(i).transpose().cwiseMax(S(0)).cwiseMin(S(1));
   }
   auto row = [&](wire id) {
     return std::span<S>(w.row(id).data(), static_cast<std::size_t>(batch));

@@ -3,6 +3,13 @@
 //   and(a, b) = a b,  or(a, b) = a + b - a b,  xor(a, b) = a + b - 2 a b,  not(a) = 1 - a,
 // exact on hard (0 or 1) bits. Each *_forward sits beside its *_backward, which adds
 // dout times the partial derivatives into da (and db).
+//
+// The forwards are written so that, for inputs in [0, 1], their floating-point results provably
+// stay in [0, 1]: or as 1 - (1 - a)(1 - b), xor as a (1 - b) + b (1 - a) capped at 1 (the
+// forms a + b - a b and a + b - 2 a b were never seen to leave it, but carry no such proof).
+// A wire outside [0, 1] grows through a deep circuit (xor(1 + e, 1 + e) = -2e): operand bits
+// of 1 + 1e-16 became a wire of -3.8e-6 in the 16-bit divider, which the one-hot decoding
+// refused; circuit_forward (circuit.hpp) now clamps the operand bits.
 #pragma once
 
 #include <array>
@@ -24,7 +31,7 @@ constexpr void and_backward(S& da, S& db, S dout, S a, S b) {
 }
 
 template <class S>
-constexpr S or_forward(S a, S b) { return a + b - a * b; }
+constexpr S or_forward(S a, S b) { return S(1) - (S(1) - a) * (S(1) - b); }
 template <class S>
 constexpr void or_backward(S& da, S& db, S dout, S a, S b) {
   da += dout * (S(1) - b);
@@ -32,7 +39,10 @@ constexpr void or_backward(S& da, S& db, S dout, S a, S b) {
 }
 
 template <class S>
-constexpr S xor_forward(S a, S b) { return a + b - S(2) * a * b; }
+constexpr S xor_forward(S a, S b) {
+  const S out = a * (S(1) - b) + b * (S(1) - a);
+  return out < S(1) ? out : S(1);
+}
 template <class S>
 constexpr void xor_backward(S& da, S& db, S dout, S a, S b) {
   da += dout * (S(1) - S(2) * b);
