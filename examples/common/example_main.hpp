@@ -3,8 +3,9 @@
 //   2  usage and input errors: bad flags, unreadable or malformed files, data, checkpoints,
 //      an --out that cannot be created (ncl::error, std::filesystem::filesystem_error, a
 //      JSON library error)
-//   1  training stopped on a NaN or Inf (ncl::train::nonfinite_error), out of memory, or
-//      anything else
+//   1  training stopped on a NaN or Inf (ncl::train::nonfinite_error), out of memory, standard
+//      output that could not be written (a full disk), or anything else
+// Files are written with ncl::write_file_atomic, so a failure never leaves half a file.
 //
 //   int main(int argc, char** argv) {
 //     return example::guarded_main("ncl-x", [&] { return run(argc, argv); });
@@ -44,7 +45,10 @@ inline int guarded_main(const char* name, const std::function<int()>& body) {
     return status;
   };
   try {
-    return body();
+    const int status = body();
+    // Output that never arrived is a failure, not a success (`ncl-run ... > /dev/full`).
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return fail("cannot write standard output", 1);
+    return status;
   } catch (const ncl::train::nonfinite_error& e) {
     return fail(e.what(), 1);
   } catch (const ncl::error& e) {
@@ -57,6 +61,8 @@ inline int guarded_main(const char* name, const std::function<int()>& body) {
     return fail("out of memory", 1);
   } catch (const std::exception& e) {
     return fail(e.what(), 1);
+  } catch (...) {
+    return fail("unknown error", 1);
   }
 }
 

@@ -1,9 +1,14 @@
 // ncl-demo: number encodings, shown. Encodes a few integers one-hot and in binary, converts
 // each way exactly, then shows what the conversions do to soft (uncertain) numbers.
+//
+// Takes no arguments. Exit status: 0, 2 on any argument but --help, 1 on an internal error.
 #include <cstdio>
+#include <string_view>
 #include <vector>
 
 #include <ncl/ncl.hpp>
+
+#include "../common/example_main.hpp"
 
 using ncl::matrix;
 namespace enc = ncl::encoding;
@@ -16,9 +21,18 @@ void print_distribution(const char* label, const matrix<double>& p, ncl::index r
   std::printf("\n");
 }
 
-}  // namespace
+constexpr const char* usage = "usage: ncl-demo\n  shows ncl's number encodings; takes no arguments\n";
 
-int main() {
+int run(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "ncl-demo: error: unexpected argument '%s'\n%s", argv[i], usage);
+    return 2;
+  }
   const std::int64_t n = 16;
   const int bits = enc::bits_for(n);
   const std::vector<std::int64_t> values{0, 5, 11, 15};
@@ -64,4 +78,10 @@ int main() {
     std::printf("  %s\n", e.what());
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return example::guarded_main("ncl-demo", [&] { return run(argc, argv); });
 }

@@ -17,7 +17,11 @@ int run(int argc, char** argv) {
       {{"program", "fib"}, {"n", "32"}, {"lines", "16"}, {"steps", "3000"}, {"lr", "0.05"},
        {"seed", "1"}, {"init", "1.0"}, {"out", "results/memorise"}, {"every", "25"}},
       "usage: ncl-memorise [--program STDLIB_ENTRY] [--n N] [--lines L] [--steps N] [--lr X]\n"
-      "                    [--seed S] [--init STDDEV] [--every K] [--out DIR]\n");
+      "                    [--seed S] [--init STDDEV] [--every K] [--out DIR]\n"
+      "exit status: 0 memorised, 1 not within --steps (or training failed), 2 bad flags or files\n");
+  // Every value checked before any work, so a bad one is a usage error (exit 2).
+  const std::int64_t steps = flags.integer("steps", 0), seed = flags.integer("seed", 0), every = flags.integer("every", 1);
+  const double lr = flags.positive("lr"), init = flags.num("init", 0, 100);
   example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
   ncl::machine::machine_shape shape;
   shape.n = flags.integer("n");
@@ -25,6 +29,7 @@ int run(int argc, char** argv) {
   shape.memory = shape.n;
   shape.lines = flags.integer("lines");
   shape.steps = 256;
+  shape.validate();
   const auto library = ncl::library::link_stdlib(shape, {flags.str("program")});
   const auto target = library.compile<float>();
   std::printf("ncl-memorise: %s from the standard library, %zu lines (L = %lld, n = %lld)\n",
@@ -32,12 +37,11 @@ int run(int argc, char** argv) {
               static_cast<long long>(shape.lines), static_cast<long long>(shape.n));
   const auto result = ncl::library::memorise(
       target, shape,
-      {.lr = flags.num("lr"), .max_steps = flags.integer("steps"), .init_stddev = flags.num("init"),
-       .seed = static_cast<std::uint64_t>(flags.integer("seed"))},
-      example::progress_printer(flags.integer("every"), "exact_lines"));
+      {.lr = lr, .max_steps = steps, .init_stddev = init, .seed = static_cast<std::uint64_t>(seed)},
+      example::progress_printer(every, "exact_lines"));
   if (result.steps_to_confident < 0) {
     std::printf("did NOT decompile exactly with confidence >= 0.99999 within %lld steps\n",
-                static_cast<long long>(flags.integer("steps")));
+                static_cast<long long>(steps));
   } else {
     std::printf("decompiles exactly after %lld optimizer steps, every line with p >= 0.99999 after %lld:\n%s",
                 static_cast<long long>(result.steps_to_exact),

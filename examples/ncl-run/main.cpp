@@ -1,7 +1,8 @@
 // ncl-run: assembles ncl machine programs and runs them on the soft machine (or, with
 // --reference, the discrete one), then prints the final state (ISA.md, "ncl-run").
 //
-// Exit status: 0 on a run, 2 on an assembly or usage error (message on stderr), 1 otherwise.
+// Exit status: 0 on a run, 2 on an assembly or usage error or an unreadable file (message on
+// stderr), 1 otherwise (example_main.hpp: also when the output cannot be written).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,6 +21,8 @@
 #include <ncl/machine/interpreter.hpp>
 #include <ncl/machine/program.hpp>
 #include <ncl/machine/reference.hpp>
+
+#include "../common/example_main.hpp"
 
 namespace {
 
@@ -46,7 +49,8 @@ constexpr const char* usage_text =
     "  --control per_line|mean_field   control flow form (default per_line)\n"
     "  --trace            print each step (on stderr with --json)\n"
     "  --json             print the final state as one JSON object\n"
-    "  --reference        run the discrete reference interpreter\n";
+    "  --reference        run the discrete reference interpreter\n"
+    "exit status: 0 on a run, 2 on a usage or assembly error or an unreadable file, 1 otherwise\n";
 
 struct options {
   machine::machine_shape shape;
@@ -353,10 +357,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ncl-run: %s\n", e.what());
-    return 1;
-  }
+  return example::guarded_main("ncl-run", [&] { return run(argc, argv); });
 }

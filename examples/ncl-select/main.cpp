@@ -16,15 +16,15 @@ int run(int argc, char** argv) {
                               {"out", "results/select"}, {"every", "10"}},
                              "usage: ncl-select [--steps N] [--lr X] [--seed S] [--max-arg A] "
                              "[--min-arg A] [--argument-features 0|1]\n"
-                             "       [--tasks power,absdiff,factorial,gcd (two-argument stdlib programs)] [--every K] [--out DIR]\n");
-  example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
-  ncl::machine::machine_shape shape;
-  shape.n = 32;
-  shape.registers = 6;
-  shape.memory = 32;
-  shape.lines = 32;
-  const std::int64_t max_arg = flags.integer("max-arg"), min_arg = flags.integer("min-arg");
-  shape.steps = 4 * max_arg + 8;
+                             "       [--tasks power,absdiff,factorial,gcd (two-argument stdlib programs)] [--every K] [--out DIR]\n"
+                             "exit status: 0 target reached, 1 not within --steps (or training failed), 2 bad flags\n");
+  // Every value checked before any work, so a bad one is a usage error (exit 2). The arguments
+  // go into r0 and r1, so they must be values of the machine (n = 32).
+  constexpr std::int64_t n = 32;
+  const std::int64_t steps = flags.integer("steps", 0), seed = flags.integer("seed", 0), every = flags.integer("every", 1);
+  const double lr = flags.positive("lr");
+  const std::int64_t max_arg = flags.integer("max-arg", 0, n - 1), min_arg = flags.integer("min-arg", 0, max_arg);
+  const bool argument_features = flags.integer("argument-features", 0, 1) != 0;
   std::vector<std::string> tasks;
   {
     const std::string list = flags.str("tasks") + ",";
@@ -32,6 +32,19 @@ int run(int argc, char** argv) {
       if (comma > at) tasks.push_back(list.substr(at, comma - at));
     }
   }
+  if (tasks.empty()) flags.fail("--tasks: no task given");
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (tasks[i] == tasks[j]) flags.fail("--tasks: '" + tasks[i] + "' is listed twice");
+    }
+  }
+  example::make_out_dir(flags.str("out"));  // before any work: a bad --out fails at once
+  ncl::machine::machine_shape shape;
+  shape.n = n;
+  shape.registers = 6;
+  shape.memory = 32;
+  shape.lines = 32;
+  shape.steps = 4 * max_arg + 8;
   const auto library = ncl::library::link_stdlib(shape, tasks);
   std::vector<ncl::library::selection_example> examples;
   for (ncl::index t = 0; t < static_cast<ncl::index>(tasks.size()); ++t) {
@@ -43,10 +56,8 @@ int run(int argc, char** argv) {
               flags.str("tasks").c_str(), examples.size(), static_cast<long long>(shape.steps));
   const auto result = ncl::library::learn_selection<float>(
       library, tasks, examples,
-      {.lr = flags.num("lr"), .max_steps = flags.integer("steps"),
-       .seed = static_cast<std::uint64_t>(flags.integer("seed")),
-       .argument_features = flags.integer("argument-features") != 0},
-      example::progress_printer(flags.integer("every"), "answer_accuracy"));
+      {.lr = lr, .max_steps = steps, .seed = static_cast<std::uint64_t>(seed), .argument_features = argument_features},
+      example::progress_printer(every, "answer_accuracy"));
   std::printf("%s after %lld steps. Learned choice per task (mean probability of each entry):\n",
               result.steps_to_target >= 0 ? "all answers right, and every most likely choice answers right," : "target NOT reached",
               static_cast<long long>(result.curve.back().step));

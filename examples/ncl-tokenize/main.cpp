@@ -27,7 +27,8 @@ constexpr const char* usage =
     "  --tokenizer PATH  a Hugging Face byte-level BPE tokenizer.json (default: $NCL_TOKENIZER,\n"
     "                    else ${NCL_CACHE_DIR:-$HOME/.cache/ncl}/tokenizers/llama3/tokenizer.json)\n"
     "  --bytes           the byte-level fallback tokenizer (ids 0-255), no file needed\n"
-    "  --decode          ids -> text\n";
+    "  --decode          ids -> text\n"
+    "  exit status: 0, 2 on a bad flag, tokenizer file or input line, 1 otherwise\n";
 
 std::vector<ncl::token_id> parse_ids(std::string_view line, std::size_t line_number) {
   std::vector<ncl::token_id> ids;

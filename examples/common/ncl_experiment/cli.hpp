@@ -12,7 +12,10 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -122,6 +125,15 @@ inline void check_common_options(common_options& o) {
   for (std::size_t i = 0; i < o.models.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (o.models[i] == o.models[j]) fail("--model: '", o.models[i], "' is listed twice");
+    }
+  }
+  // A directory given as a file is refused by name here: the safetensors reader would try to
+  // buffer the 2^63 - 1 bytes its stream claims (and report "out of memory", exit 1).
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string*>{"--load", &o.load},
+                                   {"--checkpoint", &o.checkpoint}, {"--eval", &o.eval}}) {
+    std::error_code ec;
+    if (!path->empty() && std::filesystem::is_directory(*path, ec)) {
+      throw ncl::io_error(ncl::detail::concat(*path, ": is a directory, not a file (", flag, ")"));
     }
   }
 #if defined(_OPENMP)

@@ -92,7 +92,9 @@ inline model_spec spec_for(const std::string& model, const ncl::nn::llama_config
 }
 
 // --load FILE --eval FILE: rebuild the model from the checkpoint, answer every line, print JSON.
+// The --eval file is read first: a bad one is reported before the model is built.
 inline int load_and_eval(const common_options& common, const sentence_task& task, const sentence_encoder& enc) {
+  const auto examples = read_tsv(common.eval, {.answer_count = 1, .answer_limit = task.n, .number_limit = task.n});
   const auto file = ncl::io::safetensors::load(common.load);
   const std::string experiment = metadata_value(file, "ncl.experiment");
   if (experiment != task.name) {
@@ -115,7 +117,6 @@ inline int load_and_eval(const common_options& common, const sentence_task& task
   }
   auto m = make_model(spec_for(model, llama, task, settings, enc));
   load_model_parameters(file, *m);
-  const auto examples = read_tsv(common.eval, {.answer_count = 1, .answer_limit = task.n, .number_limit = task.n});
   const auto set = tokenize(enc, examples, llama.max_seq_len, common.eval);
   std::printf("%s\n", eval_json(*m, examples, set).dump().c_str());
   return 0;

@@ -1,5 +1,6 @@
 // A small SVG line chart for training curves, so every example can write its figure without
 // a plotting dependency: one or more series against a shared x axis, optional log-scale y.
+// Every text (title, axis labels, series names) is XML-escaped: a user may put anything there.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "ncl/core/error.hpp"
 #include "ncl/core/file.hpp"
+#include "ncl/core/xml.hpp"
 
 namespace ncl {
 
@@ -53,10 +55,11 @@ struct line_chart {
     auto px = [&](double x) { return left + (x - x_min) / (x_max - x_min) * pw; };
     auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * ph; };
     static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"};
+    using detail::xml_escape;
     std::ostringstream out;
     out << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
         << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        << "<text x=\"" << left << "\" y=\"22\" font-size=\"14\">" << title << "</text>\n"
+        << "<text x=\"" << left << "\" y=\"22\" font-size=\"14\">" << xml_escape(title) << "</text>\n"
         << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
         << "\" fill=\"none\" stroke=\"#444\"/>\n";
     for (int k = 0; k <= 4; ++k) {
@@ -64,14 +67,14 @@ struct line_chart {
       char xs[32], ys[32];
       std::snprintf(xs, sizeof xs, x_max - x_min >= 20 ? "%.0f" : "%.3g", xv);
       std::snprintf(ys, sizeof ys, "%.3g", log_y ? std::pow(10.0, yv) : yv);
-      out << "<text x=\"" << px(xv) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << xs << "</text>\n"
+      out << "<text x=\"" << px(xv) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << xml_escape(xs) << "</text>\n"
           << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << py(yv) << "\" y2=\"" << py(yv)
           << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 6 << "\" y=\"" << py(yv) + 4
-          << "\" text-anchor=\"end\">" << ys << "</text>\n";
+          << "\" text-anchor=\"end\">" << xml_escape(ys) << "</text>\n";
     }
-    out << "<text x=\"" << left + pw / 2 << "\" y=\"" << height - 12 << "\" text-anchor=\"middle\">" << x_label
+    out << "<text x=\"" << left + pw / 2 << "\" y=\"" << height - 12 << "\" text-anchor=\"middle\">" << xml_escape(x_label)
         << "</text>\n<text transform=\"translate(16," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
-        << y_label << (log_y ? " (log scale)" : "") << "</text>\n";
+        << xml_escape(y_label) << (log_y ? " (log scale)" : "") << "</text>\n";
     for (std::size_t k = 0; k < series.size(); ++k) {
       const auto& s = series[k];
       const char* colour = colours[k % 6];
@@ -82,7 +85,7 @@ struct line_chart {
       out << "\"/>\n<line x1=\"" << left + pw + 12 << "\" x2=\"" << left + pw + 30 << "\" y1=\""
           << top + 10 + 16 * static_cast<double>(k) << "\" y2=\"" << top + 10 + 16 * static_cast<double>(k)
           << "\" stroke=\"" << colour << "\" stroke-width=\"2\"/>\n<text x=\"" << left + pw + 34
-          << "\" y=\"" << top + 14 + 16 * static_cast<double>(k) << "\">" << s.name << "</text>\n";
+          << "\" y=\"" << top + 14 + 16 * static_cast<double>(k) << "\">" << xml_escape(s.name) << "</text>\n";
     }
     out << "</svg>\n";
     return out.str();

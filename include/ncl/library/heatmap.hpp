@@ -1,6 +1,7 @@
 // A soft program as a picture: an SVG heatmap, lines down, the five fields across (op over the
 // 23 opcodes, dst/a/b over the registers, imm over the values), each cell coloured by its
-// probability, with the most likely instruction and its confidence beside every line.
+// probability, with the most likely instruction and its confidence beside every line. The
+// title and every label are XML-escaped (ncl/core/xml.hpp).
 #pragma once
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "ncl/core/file.hpp"
+#include "ncl/core/xml.hpp"
 #include "ncl/library/controller.hpp"
 #include "ncl/machine/assembler.hpp"
 #include "ncl/machine/program.hpp"
@@ -34,20 +36,6 @@ inline std::string probability_colour(double p) {
                 static_cast<int>(std::lround(stops[i][0] + t * (stops[i + 1][0] - stops[i][0]))),
                 static_cast<int>(std::lround(stops[i][1] + t * (stops[i + 1][1] - stops[i][1]))),
                 static_cast<int>(std::lround(stops[i][2] + t * (stops[i + 1][2] - stops[i][2]))));
-  return out;
-}
-
-inline std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
   return out;
 }
 
@@ -81,7 +69,7 @@ std::string program_heatmap_svg(const machine::soft_program<S>& program,
       << "\" font-family=\"monospace\" font-size=\"9\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << left << "\" y=\"14\" font-size=\"12\" font-weight=\"bold\">"
-      << detail::xml_escape(title) << "</text>\n";
+      << ncl::detail::xml_escape(title) << "</text>\n";
   int x0 = left;
   for (field f : all_fields) {
     const index w = field_width(f, shape);
@@ -93,7 +81,7 @@ std::string program_heatmap_svg(const machine::soft_program<S>& program,
       if (f == field::imm && w > 16 && k % 4 != 0) continue;
       const int x = x0 + static_cast<int>(k) * cell + cell - 3;
       svg << "<text transform=\"translate(" << x << "," << (top - 3) << ") rotate(-70)\">"
-          << detail::xml_escape(column_label(f, k)) << "</text>\n";
+          << ncl::detail::xml_escape(column_label(f, k)) << "</text>\n";
     }
     for (index l = 0; l < L; ++l) {
       for (index k = 0; k < w; ++k) {
@@ -101,7 +89,7 @@ std::string program_heatmap_svg(const machine::soft_program<S>& program,
         svg << "<rect x=\"" << x0 + static_cast<int>(k) * cell << "\" y=\""
             << top + static_cast<int>(l) * cell << "\" width=\"" << cell << "\" height=\"" << cell
             << "\" fill=\"" << detail::probability_colour(p) << "\"><title>line " << l << ", "
-            << name(f) << " = " << detail::xml_escape(column_label(f, k)) << ": " << p
+            << name(f) << " = " << ncl::detail::xml_escape(column_label(f, k)) << ": " << p
             << "</title></rect>\n";
       }
     }
@@ -114,7 +102,7 @@ std::string program_heatmap_svg(const machine::soft_program<S>& program,
     char confidence[32];
     std::snprintf(confidence, sizeof confidence, "  p=%.3f", decoded.confidence);
     svg << "<text x=\"" << grid_right + 4 << "\" y=\"" << y << "\">"
-        << detail::xml_escape(machine::format_instruction(decoded.inst, shape)) << confidence
+        << ncl::detail::xml_escape(machine::format_instruction(decoded.inst, shape)) << confidence
         << "</text>\n";
   }
   svg << "<text x=\"" << left << "\" y=\"" << height - 10
