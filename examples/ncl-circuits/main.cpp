@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -33,6 +34,7 @@
 #include <ncl/core/rng.hpp>
 #include <ncl/io/safetensors.hpp>
 #include <ncl/train/adamw.hpp>
+#include <ncl/train/data_parallel.hpp>
 #include <ncl/train/parameters.hpp>
 
 #include "ncl_experiment/cli.hpp"
@@ -247,6 +249,78 @@ void sgd_step(ncl::train::parameter_set<double>& params, double lr) {
   for (std::size_t i = 0; i < values.size(); ++i) values[i] -= lr * grads[i];
 }
 
+// One step's gradient on the batch `part`, computed in `shards` parts (a power of two) whose
+// gradients, each scaled by its share of the batch, are summed along a fixed binary tree
+// (ncl/train/data_parallel.hpp); with MPI, rank r computes its shards and the ranks exchange
+// their partial sums, so every rank holds the gradient one process computes, bit for bit.
+// Leaves the gradient in model.params; returns the batch's summed loss and right answers.
+struct step_outcome {
+  double loss_sum = 0, right = 0;
+};
+
+step_outcome sharded_step(router_model& model, const ncl::alu::arithmetic_unit<double>& alu,
+                          const std::vector<item>& train, std::span<const std::size_t> part, int shards) {
+  const auto& comm = ncl::train::communicator::world();
+  const auto [first, last] = ncl::train::owned_shards(shards, comm.rank(), comm.size());
+  const auto count = static_cast<std::size_t>(part.size());
+  ncl::train::tree_sum<double> tree;
+  std::string stats;  // per owned shard: its summed loss and right answers (doubles)
+  for (int i = first; i < last; ++i) {
+    const std::size_t lo = count * static_cast<std::size_t>(i) / static_cast<std::size_t>(shards),
+                      hi = count * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(shards);
+    double loss = 0, right = 0;
+    model.params.zero_grad();
+    if (hi > lo) {
+      const auto shard = part.subspan(lo, hi - lo);
+      const auto batch = batch_of(train, shard);
+      std::vector<std::int64_t> answers;
+      for (auto k : shard) answers.push_back(train[k].answer);
+      router_cache cache;
+      const auto w = model.weights();
+      ncl_circuits::router_forward(cache, w, alu, batch);
+      loss = ncl_circuits::router_loss(cache, answers) * static_cast<double>(hi - lo);
+      const auto got = ncl_circuits::router_predictions(cache);
+      for (std::size_t k = 0; k < got.size(); ++k) right += got[k] == answers[k];
+      if (std::isfinite(loss)) {
+        ncl_circuits::router_backward({model.params.grad(model.op_id), model.params.grad(model.slot_id)}, cache, w,
+                                      alu, batch, answers);
+      }
+    }
+    ncl::train::gradient_copy<double> g;
+    g.capture(model.params);
+    g.scale(static_cast<double>(hi - lo) / static_cast<double>(count));
+    tree.push(std::move(g));
+    stats.append(reinterpret_cast<const char*>(&loss), 8);
+    stats.append(reinterpret_cast<const char*>(&right), 8);
+  }
+  step_outcome out;
+  auto tally = [&](const std::string& s) {
+    for (std::size_t at = 0; at + 16 <= s.size(); at += 16) {
+      double l = 0, r = 0;
+      std::memcpy(&l, s.data() + at, 8);
+      std::memcpy(&r, s.data() + at + 8, 8);
+      out.loss_sum += l;
+      out.right += r;
+    }
+  };
+  if (comm.size() == 1) {
+    tally(stats);
+    tree.result().store(model.params);
+    return out;
+  }
+  const auto grads = comm.allgather(tree.result().serialize());
+  const auto all_stats = comm.allgather(stats);
+  ncl::train::tree_sum<double> across;
+  for (std::size_t r = 0; r < grads.size(); ++r) {
+    ncl::train::gradient_copy<double> g;
+    g.deserialize(grads[r]);
+    across.push(std::move(g), static_cast<std::size_t>(shards / comm.size()));
+    tally(all_stats[r]);
+  }
+  across.result().store(model.params);
+  return out;
+}
+
 run_result train_run(const run_spec& spec, const dataset& data, const xp::common_options& common,
                      const std::string& optimizer) {
   const auto& train = spec.bits == 4 ? data.train4 : data.train8;
@@ -257,7 +331,7 @@ run_result train_run(const run_spec& spec, const dataset& data, const xp::common
   for (auto& x : model.params.values()) x = 0.01 * init.normal();
   ncl::train::adamw<double> adam(model.params, {.weight_decay = 0.0});
   run_result result{spec, {}, {}, {}, 0};
-  std::printf("%-10s %s ALU, %d bits: %zu training and %zu test problems\n", spec.name.c_str(),
+  if (ncl::train::communicator::world().root()) std::printf("%-10s %s ALU, %d bits: %zu training and %zu test problems\n", spec.name.c_str(),
               std::string(ncl::alu::backend_name(spec.alu)).c_str(), spec.bits, train.size(), test.size());
   std::int64_t step = 0;
   for (std::int64_t epoch = 1; epoch <= common.epochs; ++epoch) {
@@ -272,20 +346,11 @@ run_result train_run(const run_spec& spec, const dataset& data, const xp::common
     double loss = 0, right = 0, steps = 0;
     for (std::size_t first = 0; first < order.size(); first += static_cast<std::size_t>(common.batch)) {
       const std::size_t last = std::min(order.size(), first + static_cast<std::size_t>(common.batch));
-      const std::span<const std::size_t> part(order.data() + first, last - first);
-      const auto batch = batch_of(train, part);
-      std::vector<std::int64_t> answers;
-      for (auto i : part) answers.push_back(train[i].answer);
-      router_cache cache;
-      const auto w = model.weights();
-      ncl_circuits::router_forward(cache, w, alu, batch);
-      const double l = ncl_circuits::router_loss(cache, answers);
+      const auto step_result = sharded_step(model, alu, train, std::span<const std::size_t>(order.data() + first, last - first),
+                                            common.shards);
+      const double l = step_result.loss_sum / static_cast<double>(last - first);
       ncl::train::check_finite_loss(step + 1, l);
-      const auto got = ncl_circuits::router_predictions(cache);
-      for (std::size_t i = 0; i < got.size(); ++i) right += got[i] == answers[i];
-      model.params.zero_grad();
-      ncl_circuits::router_backward({model.params.grad(model.op_id), model.params.grad(model.slot_id)}, cache, w,
-                                    alu, batch, answers);
+      right += step_result.right;
       stats.grad_norm_op += norm(model.params.grad(model.op_id));
       stats.grad_norm_slots += norm(model.params.grad(model.slot_id));
       if (optimizer == "adam") {
@@ -298,13 +363,14 @@ run_result train_run(const run_spec& spec, const dataset& data, const xp::common
       ++step;
     }
     result.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const auto acc = evaluate(model.weights(), alu, test);
+    const bool root = ncl::train::communicator::world().root();
+    const auto acc = root ? evaluate(model.weights(), alu, test) : accuracy_result{};
     stats.record = {epoch, step, loss / steps, right / static_cast<double>(train.size()), acc.overall, acc.by_task,
                     result.train_seconds};
     stats.grad_norm_op /= steps;
     stats.grad_norm_slots /= steps;
     result.epochs.push_back(stats);
-    std::printf("%-10s epoch %3lld  loss %.4f  train %.4f  test %.4f  |grad| op %.2e slots %.2e  %.1f s\n",
+    if (root) std::printf("%-10s epoch %3lld  loss %.4f  train %.4f  test %.4f  |grad| op %.2e slots %.2e  %.1f s\n",
                 spec.name.c_str(), static_cast<long long>(epoch), stats.record.loss, stats.record.train_accuracy,
                 acc.overall, stats.grad_norm_op, stats.grad_norm_slots, result.train_seconds);
     std::fflush(stdout);
@@ -455,6 +521,9 @@ int main(int argc, char** argv) {
     app.add_option("--eval", common.eval, "with --load: evaluate on FILE ('TASK X0 X1<TAB>ANSWER' lines), print JSON");
     app.add_option("--batch", common.batch, "examples per training step")->capture_default_str();
     app.add_option("--lr", common.lr, "Adam's learning rate (constant)")->capture_default_str();
+    app.add_option("--shards", common.shards,
+                   "a batch's parts, their gradients summed in a fixed tree (a power of two; MPI ranks divide it)")
+        ->capture_default_str();
     app.add_flag("--data-only", common.data_only, "write the data files to --out and stop");
     std::string eval_alu;
     int eval_bits = 0;
@@ -475,9 +544,16 @@ int main(int argc, char** argv) {
     if (common.eval.empty() && (!eval_alu.empty() || eval_bits != 0)) throw xp::usage_error("--alu and --bits go with --eval");
     if (!common.eval.empty()) return evaluate_file(common, eval_alu, eval_bits);
 
+    const auto& comm = ncl::train::communicator::world();
+    try {
+      ncl::train::check_sharding(common.shards, comm.size());
+    } catch (const ncl::value_error& e) {
+      throw xp::usage_error(e.what());
+    }
+    const bool root = comm.root();  // only rank 0 evaluates, prints and writes
     const auto started = std::chrono::steady_clock::now();
     const std::filesystem::path out(common.out);
-    xp::make_out_dir(out);
+    if (root) xp::make_out_dir(out);
     if (common.quick) {
       if (app.count("--epochs") == 0) common.epochs = 3;
       if (app.count("--wide-test") == 0) wide_per_task = 40;
@@ -485,10 +561,16 @@ int main(int argc, char** argv) {
     }
     // The data, fixed before any model exists.
     const dataset data = make_data(common.seed, wide_per_task, train8_per_task);
-    write_items(out / "train.tsv", data.train4);
-    write_items(out / "test.tsv", data.test4);
-    write_items(out / "train_8bit.tsv", data.train8);
-    for (const auto& [bits, set] : data.wide_test) write_items(out / ("test_" + std::to_string(bits) + "bit.tsv"), set);
+    if (root) {
+      write_items(out / "train.tsv", data.train4);
+      write_items(out / "test.tsv", data.test4);
+      write_items(out / "train_8bit.tsv", data.train8);
+      for (const auto& [bits, set] : data.wide_test) write_items(out / ("test_" + std::to_string(bits) + "bit.tsv"), set);
+      std::printf("ncl-circuits: %d threads", xp::threads_in_use(common));
+      if (comm.size() > 1) std::printf(" x %d processes", comm.size());
+      std::printf("; %d shards a batch\n", common.shards);
+      std::fflush(stdout);
+    }
     if (common.data_only) return 0;
 
     std::vector<run_result> runs;
@@ -497,8 +579,10 @@ int main(int argc, char** argv) {
                             : name == "circuit" ? run_spec{name, backend::circuit, 4}
                                                 : run_spec{name, backend::circuit, 8};
       runs.push_back(train_run(spec, data, common, optimizer));
-      if (!common.save.empty()) save_router(common.save + name + ".safetensors", runs.back(), common.seed);
+      if (root && !common.save.empty()) save_router(common.save + name + ".safetensors", runs.back(), common.seed);
     }
+
+    if (!root) return 0;
 
     // The bootstrap: every router, unchanged (soft) and one-hot (hard), on wider circuits.
     std::vector<bootstrap_row> boot;
@@ -551,7 +635,8 @@ int main(int argc, char** argv) {
                       {"optimizer", optimizer == "adam" ? "Adam, no weight decay, constant learning rate" : "plain SGD, constant learning rate"}, {"held_out", 0.2},
                       {"train_4bit", data.train4.size()}, {"test_4bit", data.test4.size()},
                       {"train_8bit", data.train8.size()}, {"wide_test_per_task", wide_per_task},
-                      {"bootstrap_bits", {8, 12, 16}}, {"quick", common.quick}, {"threads", xp::threads_in_use(common)}};
+                      {"bootstrap_bits", {8, 12, 16}}, {"quick", common.quick}, {"threads", xp::threads_in_use(common)},
+                      {"shards", common.shards}, {"processes", comm.size()}};
 
     // curves.csv, bootstrap.csv and the figures.
     std::ostringstream curves;
