@@ -61,6 +61,8 @@ case "$job" in
     ./build/release/examples/ncl-arith/ncl-arith --out results/arith
     say "main job: tables against circuits, and the bootstrap to 16-bit circuits (results/circuits)"
     ./build/release/examples/ncl-circuits/ncl-circuits --out results/circuits
+    say "main job: why soft execution loses the answer at depth, fib on the soft machine (results/depth)"
+    ./build/release/examples/ncl-depth/ncl-depth --out results/depth
     ;;
   test)
     build release
