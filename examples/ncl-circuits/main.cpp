@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <map>
 #include <set>
 #include <sstream>
@@ -264,7 +263,7 @@ step_outcome sharded_step(router_model& model, const ncl::alu::arithmetic_unit<d
   const auto [first, last] = ncl::train::owned_shards(shards, comm.rank(), comm.size());
   const auto count = static_cast<std::size_t>(part.size());
   ncl::train::tree_sum<double> tree;
-  std::string stats;  // per owned shard: its summed loss and right answers (doubles)
+  std::vector<double> stats;  // per owned shard: its summed loss and right answers
   for (int i = first; i < last; ++i) {
     const std::size_t lo = count * static_cast<std::size_t>(i) / static_cast<std::size_t>(shards),
                       hi = count * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(shards);
@@ -290,34 +289,15 @@ step_outcome sharded_step(router_model& model, const ncl::alu::arithmetic_unit<d
     g.capture(model.params);
     g.scale(static_cast<double>(hi - lo) / static_cast<double>(count));
     tree.push(std::move(g));
-    stats.append(reinterpret_cast<const char*>(&loss), 8);
-    stats.append(reinterpret_cast<const char*>(&right), 8);
+    stats.push_back(loss);
+    stats.push_back(right);
   }
   step_outcome out;
-  auto tally = [&](const std::string& s) {
-    for (std::size_t at = 0; at + 16 <= s.size(); at += 16) {
-      double l = 0, r = 0;
-      std::memcpy(&l, s.data() + at, 8);
-      std::memcpy(&r, s.data() + at + 8, 8);
-      out.loss_sum += l;
-      out.right += r;
-    }
-  };
-  if (comm.size() == 1) {
-    tally(stats);
-    tree.result().store(model.params);
-    return out;
+  const auto all = ncl::train::finish_sharded_step(tree, stats, shards, comm, model.params);
+  for (std::size_t at = 0; at + 1 < all.size(); at += 2) {
+    out.loss_sum += all[at];
+    out.right += all[at + 1];
   }
-  const auto grads = comm.allgather(tree.result().serialize());
-  const auto all_stats = comm.allgather(stats);
-  ncl::train::tree_sum<double> across;
-  for (std::size_t r = 0; r < grads.size(); ++r) {
-    ncl::train::gradient_copy<double> g;
-    g.deserialize(grads[r]);
-    across.push(std::move(g), static_cast<std::size_t>(shards / comm.size()));
-    tally(all_stats[r]);
-  }
-  across.result().store(model.params);
   return out;
 }
 

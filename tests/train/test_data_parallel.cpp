@@ -229,3 +229,20 @@ TEST_CASE("data parallel: a binary started alone is one process of rank 0", "[tr
   CHECK(comm.allgather("abc") == std::vector<std::string>{"abc"});
   CHECK(comm.broadcast("x") == "x");
 }
+
+TEST_CASE("data parallel: finish_sharded_step stores the tree's sum and hands back the shards' stats, one process",
+          "[train][data_parallel]") {
+  ncl::rng r(11);
+  tree_sum<float> tree;
+  auto ps = layout();
+  for (const std::vector<std::size_t>& rows : {std::vector<std::size_t>{1}, std::vector<std::size_t>{4, 0}}) {
+    fill(ps, r, rows);
+    tree.push(copy_of(ps));
+  }
+  auto target = layout();
+  fill(target, r, {2});  // stale values, replaced whole
+  const std::vector<double> stats{1.5, 2.0, -3.25, 4.0};
+  const auto all = ncl::train::finish_sharded_step(tree, stats, 2, ncl::train::communicator::world(), target);
+  CHECK(all == stats);
+  CHECK(same_bits({target.grads().begin(), target.grads().end()}, stored(tree.result())));
+}

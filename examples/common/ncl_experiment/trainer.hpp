@@ -308,7 +308,7 @@ inline step_outcome sharded_step(sentence_model& model, const token_set& train, 
   const auto count = static_cast<index>(rows.size());
   const auto [first, last] = ncl::train::owned_shards(shards, comm.rank(), comm.size());
   ncl::train::tree_sum<float> tree;
-  std::string stats;  // per owned shard: loss * size and right answers (doubles)
+  std::vector<double> stats;  // per owned shard: loss * size and right answers
   auto& params = model.params();
   for (int i = first; i < last; ++i) {
     const index lo = count * i / shards, hi = count * (i + 1) / shards;
@@ -327,36 +327,16 @@ inline step_outcome sharded_step(sentence_model& model, const token_set& train, 
     g.scale(static_cast<float>(static_cast<double>(hi - lo) / static_cast<double>(count)));
     tree.push(std::move(g));
     const double weighted = loss * static_cast<double>(hi - lo);
-    stats.append(reinterpret_cast<const char*>(&weighted), 8);
-    stats.append(reinterpret_cast<const char*>(&right), 8);
+    stats.push_back(weighted);
+    stats.push_back(right);
   }
   step_outcome out;
-  auto tally = [&](const std::string& s) {
-    for (std::size_t at = 0; at + 16 <= s.size(); at += 16) {
-      double l = 0, r = 0;
-      std::memcpy(&l, s.data() + at, 8);
-      std::memcpy(&r, s.data() + at + 8, 8);
-      out.loss_sum += l;
-      out.right += r;
-      out.finite = out.finite && std::isfinite(l);
-    }
-  };
-  if (comm.size() == 1) {
-    tally(stats);
-    tree.result().store(params);
-    return out;
+  const auto all = ncl::train::finish_sharded_step(tree, stats, shards, comm, params);
+  for (std::size_t at = 0; at + 1 < all.size(); at += 2) {
+    out.loss_sum += all[at];
+    out.right += all[at + 1];
+    out.finite = out.finite && std::isfinite(all[at]);
   }
-  const std::string mine = tree.result().serialize();
-  const auto grads = comm.allgather(mine);
-  const auto all_stats = comm.allgather(stats);
-  ncl::train::tree_sum<float> across;
-  for (std::size_t r = 0; r < grads.size(); ++r) {
-    ncl::train::gradient_copy<float> g;
-    g.deserialize(grads[r]);
-    across.push(std::move(g), static_cast<std::size_t>(shards / comm.size()));
-    tally(all_stats[r]);
-  }
-  across.result().store(params);
   return out;
 }
 

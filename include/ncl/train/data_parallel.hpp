@@ -349,4 +349,36 @@ class tree_sum {
   std::vector<std::pair<gradient_copy<S>, std::size_t>> stack_;
 };
 
+
+/// The end of a step computed in `shards` parts: `tree` holds this rank's shards' gradients
+/// (each scaled by its share of the batch), `stats` this rank's numbers per shard (the same
+/// count for every shard, in shard order). Stores the whole batch's gradient in `params`, the
+/// same bits on every rank, and returns every rank's stats in rank order (so in shard order).
+template <class S>
+std::vector<double> finish_sharded_step(const tree_sum<S>& tree, const std::vector<double>& stats, int shards,
+                                        const communicator& comm, parameter_set<S>& params) {
+  if (comm.size() == 1) {
+    tree.result().store(params);
+    return stats;
+  }
+  const auto grads = comm.allgather(tree.result().serialize());
+  const auto all = comm.allgather(std::string(reinterpret_cast<const char*>(stats.data()), stats.size() * sizeof(double)));
+  tree_sum<S> across;
+  std::vector<double> out;
+  for (std::size_t r = 0; r < grads.size(); ++r) {
+    gradient_copy<S> g;
+    g.deserialize(grads[r]);
+    across.push(std::move(g), static_cast<std::size_t>(shards / comm.size()));
+    if (all[r].size() % sizeof(double) != 0) {
+      throw value_error(ncl::detail::concat("finish_sharded_step: rank ", r, " sent ", all[r].size(),
+                                            " bytes of stats, not a whole number of doubles"));
+    }
+    const std::size_t at = out.size();
+    out.resize(at + all[r].size() / sizeof(double));
+    if (!all[r].empty()) std::memcpy(out.data() + at, all[r].data(), all[r].size());
+  }
+  across.result().store(params);
+  return out;
+}
+
 }  // namespace ncl::train
