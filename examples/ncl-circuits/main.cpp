@@ -311,8 +311,11 @@ run_result train_run(const run_spec& spec, const dataset& data, const xp::common
   for (auto& x : model.params.values()) x = 0.01 * init.normal();
   ncl::train::adamw<double> adam(model.params, {.weight_decay = 0.0});
   run_result result{spec, {}, {}, {}, 0};
-  if (ncl::train::communicator::world().root()) std::printf("%-10s %s ALU, %d bits: %zu training and %zu test problems\n", spec.name.c_str(),
-              std::string(ncl::alu::backend_name(spec.alu)).c_str(), spec.bits, train.size(), test.size());
+  const bool root = ncl::train::communicator::world().root();  // only rank 0 evaluates and prints
+  if (root) {
+    std::printf("%-10s %s ALU, %d bits: %zu training and %zu test problems\n", spec.name.c_str(),
+                std::string(ncl::alu::backend_name(spec.alu)).c_str(), spec.bits, train.size(), test.size());
+  }
   std::int64_t step = 0;
   for (std::int64_t epoch = 1; epoch <= common.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
@@ -343,17 +346,18 @@ run_result train_run(const run_spec& spec, const dataset& data, const xp::common
       ++step;
     }
     result.train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const bool root = ncl::train::communicator::world().root();
     const auto acc = root ? evaluate(model.weights(), alu, test) : accuracy_result{};
     stats.record = {epoch, step, loss / steps, right / static_cast<double>(train.size()), acc.overall, acc.by_task,
                     result.train_seconds};
     stats.grad_norm_op /= steps;
     stats.grad_norm_slots /= steps;
     result.epochs.push_back(stats);
-    if (root) std::printf("%-10s epoch %3lld  loss %.4f  train %.4f  test %.4f  |grad| op %.2e slots %.2e  %.1f s\n",
-                spec.name.c_str(), static_cast<long long>(epoch), stats.record.loss, stats.record.train_accuracy,
-                acc.overall, stats.grad_norm_op, stats.grad_norm_slots, result.train_seconds);
-    std::fflush(stdout);
+    if (root) {
+      std::printf("%-10s epoch %3lld  loss %.4f  train %.4f  test %.4f  |grad| op %.2e slots %.2e  %.1f s\n",
+                  spec.name.c_str(), static_cast<long long>(epoch), stats.record.loss, stats.record.train_accuracy,
+                  acc.overall, stats.grad_norm_op, stats.grad_norm_slots, result.train_seconds);
+      std::fflush(stdout);
+    }
   }
   result.op_logits.assign(model.params.value(model.op_id).begin(), model.params.value(model.op_id).end());
   result.slot_logits.assign(model.params.value(model.slot_id).begin(), model.params.value(model.slot_id).end());
@@ -525,11 +529,6 @@ int main(int argc, char** argv) {
     if (!common.eval.empty()) return evaluate_file(common, eval_alu, eval_bits);
 
     const auto& comm = ncl::train::communicator::world();
-    try {
-      ncl::train::check_sharding(common.shards, comm.size());
-    } catch (const ncl::value_error& e) {
-      throw xp::usage_error(e.what());
-    }
     const bool root = comm.root();  // only rank 0 evaluates, prints and writes
     const auto started = std::chrono::steady_clock::now();
     const std::filesystem::path out(common.out);

@@ -156,18 +156,27 @@ run_result run_one(const run_config& c, const machine::assembled_program& assemb
   return out;
 }
 
+// The comma-separated items of a flag's value; an empty list is a usage error.
+std::vector<std::string> split_list(const std::string& flag, const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  if (out.empty()) throw xp::usage_error(flag + ": empty list");
+  return out;
+}
+
+double parse_number(const std::string& flag, const std::string& item, double lo, double hi) {
+  char* end = nullptr;
+  const double x = std::strtod(item.c_str(), &end);
+  if (item.empty() || *end != '\0' || !std::isfinite(x) || x < lo || x > hi) {
+    throw xp::usage_error(ncl::detail::concat(flag, ": '", item, "' is not a number in [", lo, ", ", hi, "]"));
+  }
+  return x;
+}
+
 std::vector<double> parse_list(const std::string& flag, const std::string& text, double lo, double hi) {
   std::vector<double> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    char* end = nullptr;
-    const double x = std::strtod(item.c_str(), &end);
-    if (item.empty() || *end != '\0' || !std::isfinite(x) || x < lo || x > hi) {
-      throw xp::usage_error(ncl::detail::concat(flag, ": '", item, "' is not a number in [", lo, ", ", hi, "]"));
-    }
-    out.push_back(x);
-  }
-  if (out.empty()) throw xp::usage_error(flag + ": empty list");
+  for (const auto& item : split_list(flag, text)) out.push_back(parse_number(flag, item, lo, hi));
   return out;
 }
 
@@ -213,37 +222,20 @@ int main(int argc, char** argv) {
       depth_list.push_back(static_cast<int>(d));
     }
     std::vector<std::optional<double>> sharp_list;
-    {
-      std::stringstream in(sharpness);
-      for (std::string item; std::getline(in, item, ',');) {
-        if (item == "exact") {
-          sharp_list.push_back(std::nullopt);
-        } else {
-          sharp_list.push_back(parse_list("--sharpness", item, 0.01, 1000)[0]);
-        }
-      }
-      if (sharp_list.empty()) throw xp::usage_error("--sharpness: empty list");
+    for (const auto& item : split_list("--sharpness", sharpness)) {
+      sharp_list.push_back(item == "exact" ? std::nullopt : std::optional<double>(parse_number("--sharpness", item, 0.01, 1000)));
     }
     const auto soft_list = parse_list("--softness", softness, 0, 0.5);
     std::vector<bool> soft_mask(3, false);
-    {
-      std::stringstream in(soft_args);
-      for (std::string item; std::getline(in, item, ',');) {
-        if (item == "a") soft_mask[0] = true;
-        else if (item == "b") soft_mask[1] = true;
-        else if (item == "d") soft_mask[2] = true;
-        else throw xp::usage_error("--soft-args: '" + item + "' is not a, b or d");
-      }
+    for (const auto& item : split_list("--soft-args", soft_args)) {
+      if (item != "a" && item != "b" && item != "d") throw xp::usage_error("--soft-args: '" + item + "' is not a, b or d");
+      soft_mask[item == "a" ? 0 : item == "b" ? 1 : 2] = true;
     }
     std::vector<machine::control_mode> control_list;
-    {
-      std::stringstream in(controls);
-      for (std::string item; std::getline(in, item, ',');) {
-        if (item == "per_line") control_list.push_back(machine::control_mode::per_line);
-        else if (item == "mean_field") control_list.push_back(machine::control_mode::mean_field);
-        else throw xp::usage_error("--control: '" + item + "' is not per_line or mean_field");
-      }
-      if (control_list.empty()) throw xp::usage_error("--control: empty list");
+    for (const auto& item : split_list("--control", controls)) {
+      if (item == "per_line") control_list.push_back(machine::control_mode::per_line);
+      else if (item == "mean_field") control_list.push_back(machine::control_mode::mean_field);
+      else throw xp::usage_error("--control: '" + item + "' is not per_line or mean_field");
     }
     machine::machine_shape shape;
     shape.n = n;

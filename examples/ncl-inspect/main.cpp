@@ -3,10 +3,8 @@
 // on an invalid, missing or unreadable one (or a bad command line); 1 when memory runs out or
 // the listing cannot be written.
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
-#include <system_error>
 
 #include <nlohmann/json.hpp>
 
@@ -46,9 +44,6 @@ int run(int argc, char** argv) {
     std::cerr << "ncl-inspect: error: no FILE given\n";
     return usage(std::cerr, 2);
   }
-  // A directory opens as a stream of 2^63 - 1 bytes, which the reader would try to buffer.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw ncl::io_error(path + ": is a directory, not a safetensors file");
   const auto file = ncl::io::safetensors::load(path);
   if (json) {
     nlohmann::json out;

@@ -2,6 +2,8 @@
 // file rejected with a clear io_error, including thousands of random mutations.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -223,4 +225,16 @@ TEST_CASE("safetensors: thousands of random and mutated files never crash the pa
   }
   CHECK(accepted > 0);
   CHECK(rejected > 1000);
+}
+
+TEST_CASE("safetensors: a directory given as the file is refused by name (was out of memory)", "[io][safetensors][invalid]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("ncl_test_safetensors_dir." + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  try {
+    safetensors::load(dir.string());
+    FAIL("a directory was loaded");
+  } catch (const ncl::io_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains(dir.string() + ": is a directory, not a safetensors file"));
+  }
+  std::filesystem::remove_all(dir);
 }

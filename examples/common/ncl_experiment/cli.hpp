@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include <ncl/core/error.hpp>
+#include <ncl/train/data_parallel.hpp>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -110,6 +111,11 @@ inline void check_common_options(common_options& o) {
   if (o.data_only && !o.load.empty()) fail("--data-only and --load exclude each other");
   if (o.out.empty()) fail("--out must not be empty");
   if (o.shards < 1 || o.shards > 1024 || (o.shards & (o.shards - 1)) != 0) fail("--shards must be a power of two in [1, 1024], got ", o.shards);
+  try {  // under mpirun, the ranks must divide the shards
+    ncl::train::check_sharding(o.shards, ncl::train::communicator::world().size());
+  } catch (const ncl::value_error& e) {
+    fail(e.what());
+  }
   if (o.checkpoint_every < 0) fail("--checkpoint-every must be >= 0, got ", o.checkpoint_every);
   if (o.checkpoint_every > 0 && o.checkpoint.empty()) fail("--checkpoint-every needs --checkpoint FILE");
   if (o.models.empty()) o.models = o.known_models;

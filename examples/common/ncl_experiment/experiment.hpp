@@ -177,11 +177,6 @@ inline int run_sentence_experiment(common_options& common, const sentence_model_
 
   // With MPI, every rank trains and only rank 0 writes and prints.
   const auto& comm = ncl::train::communicator::world();
-  try {
-    ncl::train::check_sharding(common.shards, comm.size());
-  } catch (const ncl::value_error& e) {
-    throw usage_error(e.what());
-  }
   if (comm.root()) {
     make_out_dir(out);
     write_tsv(out / "train.tsv", task.train);

@@ -67,10 +67,10 @@ struct line_chart {
       char xs[32], ys[32];
       std::snprintf(xs, sizeof xs, x_max - x_min >= 20 ? "%.0f" : "%.3g", xv);
       std::snprintf(ys, sizeof ys, "%.3g", log_y ? std::pow(10.0, yv) : yv);
-      out << "<text x=\"" << px(xv) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << xml_escape(xs) << "</text>\n"
+      out << "<text x=\"" << px(xv) << "\" y=\"" << top + ph + 16 << "\" text-anchor=\"middle\">" << xs << "</text>\n"
           << "<line x1=\"" << left << "\" x2=\"" << left + pw << "\" y1=\"" << py(yv) << "\" y2=\"" << py(yv)
           << "\" stroke=\"#ddd\"/>\n<text x=\"" << left - 6 << "\" y=\"" << py(yv) + 4
-          << "\" text-anchor=\"end\">" << xml_escape(ys) << "</text>\n";
+          << "\" text-anchor=\"end\">" << ys << "</text>\n";
     }
     out << "<text x=\"" << left + pw / 2 << "\" y=\"" << height - 12 << "\" text-anchor=\"middle\">" << xml_escape(x_label)
         << "</text>\n<text transform=\"translate(16," << top + ph / 2 << ") rotate(-90)\" text-anchor=\"middle\">"

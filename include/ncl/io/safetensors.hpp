@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -168,8 +169,13 @@ class safetensors {
     return f;
   }
 
-  /// Reads and parses the file at `path`.
+  /// Reads and parses the file at `path`; a directory is refused by name (it opens as a stream
+  /// whose end is at 2^63 - 1, which would be buffered).
   static safetensors load(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      throw io_error(ncl::detail::concat(path, ": is a directory, not a safetensors file"));
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) throw io_error(ncl::detail::concat(path, ": cannot open for reading"));
     in.seekg(0, std::ios::end);
